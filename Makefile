@@ -1,0 +1,145 @@
+# lanyard build. `make` builds build/lanyard and build/liblanyard.a; `make test` runs every unit,
+# integration and interop test; `make asan` runs the same suite under ASan+UBSan; `make fuzz`
+# runs each libFuzzer target for a bounded time; `make demo` shows lanyard's main job.
+# Missing Debian packages are installed by the `deps` step (apt-get, as root or through sudo).
+
+BUILD   ?= build
+CC      ?= gcc
+SAN     ?= 0
+FUZZ_SECONDS ?= 20
+
+PKGS := wolfssl jansson libcbor sqlite3 libcurl
+
+WARN := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wformat=2 -Wcast-align -Wwrite-strings -Wvla
+BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIE -g
+ifeq ($(SAN),1)
+BASE_CFLAGS += -O1 -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+SAN_LDFLAGS := -fsanitize=address,undefined
+else
+BASE_CFLAGS += -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
+SAN_LDFLAGS :=
+endif
+
+DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+DEP_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+CFLAGS  := $(BASE_CFLAGS) $(EXTRA_CFLAGS)
+LDFLAGS := -pie -Wl,-z,relro,-z,now $(SAN_LDFLAGS)
+
+LIB_SRCS := $(wildcard common/*.c svid/*.c trust-bundles/*.c federation/*.c) \
+            $(filter-out broker/main.c,$(wildcard broker/*.c))
+LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+BIN_OBJS := $(BUILD)/obj/broker/main.o
+UNIT_SRCS := $(wildcard tests/unit/*_test.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+BENCH_SRCS := $(wildcard bench/*.c)
+BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
+
+.PHONY: all deps test unit asan valgrind fuzz demo bench clean lint
+
+all: $(BUILD)/.deps $(BUILD)/lanyard $(BUILD)/liblanyard.a
+
+# ---- dependencies -------------------------------------------------------------------------
+# Debian packages the build and the tests need. nodejs/npm come with the base machine (their
+# Debian versions would replace it), so they are checked, not installed.
+DEB_PKGS := gcc make pkg-config libwolfssl-dev libjansson-dev libcbor-dev libsqlite3-dev \
+            libcurl4-openssl-dev libcmocka-dev openssl golang-go clang libclang-rt-14-dev \
+            sqlite3 ca-certificates
+
+deps: $(BUILD)/.deps
+
+$(BUILD)/.deps: Makefile
+	@mkdir -p $(BUILD)
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -q >/dev/null && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing >/dev/null \
+	  || { echo "deps: apt-get install failed for:$$missing" >&2; exit 1; }; \
+	fi
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+	  { echo "deps: node and npm are required for the interop tests" >&2; exit 1; }
+	@touch $@
+
+# npm packages for the interop tests, pinned by tests/interop/package-lock.json.
+tests/interop/node_modules/.stamp: tests/interop/package.json tests/interop/package-lock.json
+	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+# ---- build --------------------------------------------------------------------------------
+$(BUILD)/obj/%.o: %.c | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/liblanyard.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/lanyard: $(BIN_OBJS) $(BUILD)/liblanyard.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(BIN_OBJS) $(BUILD)/liblanyard.a $(DEP_LIBS)
+
+$(BUILD)/tests/%_test: tests/unit/%_test.c $(BUILD)/liblanyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) -Wno-pedantic $(LDFLAGS) -o $@ $< $(BUILD)/liblanyard.a \
+	  $(DEP_LIBS) -lcmocka
+
+$(BUILD)/bench/%: bench/%.c $(BUILD)/liblanyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblanyard.a $(DEP_LIBS)
+
+-include $(LIB_OBJS:.o=.d) $(BIN_OBJS:.o=.d)
+
+# ---- tests --------------------------------------------------------------------------------
+unit: all $(UNIT_BINS)
+	@BUILD=$(BUILD) tests/run.sh unit
+
+test: all $(UNIT_BINS) tests/interop/node_modules/.stamp
+	@BUILD=$(BUILD) tests/run.sh all
+
+asan:
+	$(MAKE) BUILD=build-asan SAN=1 test
+
+valgrind: all $(UNIT_BINS)
+	@BUILD=$(BUILD) VALGRIND=1 tests/run.sh unit
+
+# ---- fuzzing (clang + libFuzzer) ----------------------------------------------------------
+FUZZ_BUILD := build-fuzz
+FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer-no-link,address,undefined
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
+
+$(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/.deps
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) $(DEP_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/%_fuzz: tests/fuzz/%_fuzz.c $(FUZZ_LIB_OBJS)
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(DEP_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJS) $(DEP_LIBS)
+
+fuzz: $(BUILD)/.deps $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+	  name=$$(basename $$f _fuzz); corpus=tests/fuzz/corpus/$$name; \
+	  work=$(FUZZ_BUILD)/corpus/$$name; mkdir -p $$work; \
+	  echo "fuzz: $$name for $(FUZZ_SECONDS)s (seeds: $$corpus)"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -max_len=8192 -timeout=10 -print_final_stats=0 \
+	      $$work $$corpus >$(FUZZ_BUILD)/$$name.log 2>&1 \
+	    || { tail -40 $(FUZZ_BUILD)/$$name.log; echo "fuzz: $$name FAILED"; exit 1; }; \
+	  grep -E '^(#[0-9]+.*DONE|Done)' $(FUZZ_BUILD)/$$name.log | tail -1; \
+	done; echo "fuzz: all targets ran without a crash"
+
+# ---- demo and benchmarks -----------------------------------------------------------------
+demo: all
+	@BUILD=$(BUILD) ./certs/demo.sh
+
+bench: all $(BENCH_BINS)
+	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+
+lint:
+	@! grep -nE '\b(strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|sscanf|system|popen|rand|gmtime|localtime)\s*\(' \
+	  $$(git ls-files '*.c' '*.h') || { echo "lint: banned call above"; exit 1; }
+	@echo "lint: no banned calls"
+
+clean:
+	rm -rf build build-asan build-fuzz

@@ -1,0 +1,7 @@
+/* lanyard CLI entry point (being built). */
+#include <stdio.h>
+int main(void)
+{
+    fputs("lanyard: not built yet\n", stderr);
+    return 3;
+}
