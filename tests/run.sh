@@ -16,6 +16,7 @@ logdir="$BUILD/test-logs"; mkdir -p "$logdir"
 run_one() { # name, command...
     local name=$1; shift
     local log="$logdir/$name.log"
+    mkdir -p "$(dirname "$log")"
     local t0=$SECONDS
     "$@" >"$log" 2>&1
     local rc=$?

@@ -1,0 +1,1009 @@
+/*
+ * cli: the `lanyard` command line. Each command parses its own flags (getopt_long), calls the
+ * library, and maps the library's error category to the documented exit code. It prints tokens
+ * and certificates only where the user asked for them (stdout or named files), never in errors.
+ */
+#define _GNU_SOURCE
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../common/ly_b64.h"
+#include "../common/ly_buf.h"
+#include "../common/ly_error.h"
+#include "../common/ly_file.h"
+#include "../common/ly_secret.h"
+#include "../common/ly_time.h"
+#include "../svid/jwtsvid.h"
+#include "../svid/key.h"
+#include "../svid/spiffeid.h"
+#include "../svid/x509svid.h"
+#include "../trust-bundles/bundle.h"
+#include "../trust-bundles/bundle_codec.h"
+#include "ca.h"
+
+#define CLI_VERSION "0.1.0"
+#define CLI_MAX_REPEAT 32 /* --dns / --audience / --bundle repeat limit */
+#define CLI_JWT_LEEWAY 30 /* seconds of clock skew tolerated on exp/nbf */
+
+struct cli {
+    const char *data_dir;
+    struct ly_error err;
+};
+
+typedef int (*cli_fn)(struct cli *c, int argc, char **argv);
+
+struct cli_cmd {
+    const char *group;
+    const char *verb;
+    const char *usage;
+    const char *summary;
+    cli_fn fn;
+};
+
+/* ---- output helpers ---------------------------------------------------------------------- */
+
+static int fail(struct cli *c, const char *what)
+{
+    if (what != NULL) {
+        fprintf(stderr, "lanyard: %s: %s\n", what, c->err.msg);
+    } else {
+        fprintf(stderr, "lanyard: %s\n", c->err.msg);
+    }
+    return ly_error_exit_code(c->err.code);
+}
+
+static int usage_error(const struct cli_cmd *cmd)
+{
+    fprintf(stderr,
+            "lanyard: missing or unexpected arguments\nusage: lanyard %s\n"
+            "(see 'lanyard %s %s --help')\n",
+            cmd->usage, cmd->group, cmd->verb);
+    return 2;
+}
+
+static int write_stdout(const void *data, size_t len)
+{
+    if (len > 0 && fwrite(data, 1, len, stdout) != len) {
+        fprintf(stderr, "lanyard: cannot write to standard output\n");
+        return 3;
+    }
+    if (fflush(stdout) != 0) {
+        fprintf(stderr, "lanyard: cannot write to standard output\n");
+        return 3;
+    }
+    return 0;
+}
+
+/* ---- shared pieces ----------------------------------------------------------------------- */
+
+static int parse_duration_opt(struct cli *c, const char *flag, const char *v, int64_t *out)
+{
+    if (ly_duration_parse(v, out, &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        (void)ly_error_wrap(&c->err, "%s", flag);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_at_opt(struct cli *c, const char *v, int64_t *out)
+{
+    if (ly_time_parse_rfc3339(v, out, &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        (void)ly_error_wrap(&c->err, "--at");
+        return -1;
+    }
+    return 0;
+}
+
+/* Parse a SPIFFE ID argument; on failure the error names the flag. */
+static int parse_id_opt(struct cli *c, const char *flag, const char *v, struct spiffeid *id)
+{
+    if (spiffeid_parse(v, strlen(v), id, &c->err) < 0) {
+        (void)ly_error_wrap(&c->err, "%s", flag);
+        return -1;
+    }
+    return 0;
+}
+
+/*
+ * Build a bundle set from repeated --bundle TD=FILE (PEM or SPIFFE JSON) or, when none is
+ * given, from the local data directory's CA.
+ */
+static int load_bundle_set(struct cli *c, char **specs, size_t n, int64_t now,
+                           struct bundle_set **out)
+{
+    struct bundle_set *set = NULL;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    rc = bundle_set_new(&set, &c->err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (n == 0) {
+        struct ca_state *ca = NULL;
+        struct bundle *b = NULL;
+        rc = ca_open(c->data_dir, &ca, &c->err);
+        if (rc == 0) {
+            rc = ca_bundle(ca, now, &b, &c->err);
+        }
+        ca_close(ca);
+        if (rc == 0) {
+            rc = bundle_set_put(set, b, &c->err);
+        }
+        if (rc < 0) {
+            (void)ly_error_wrap(&c->err, "loading the local trust bundle (or pass --bundle)");
+            goto fail;
+        }
+        *out = set;
+        return 0;
+    }
+    for (i = 0; i < n; i++) {
+        char *eq = strchr(specs[i], '=');
+        char td[SPIFFEID_TD_MAX_LEN + 1];
+        struct ly_buf file;
+        struct bundle *b = NULL;
+
+        if (eq == NULL || eq == specs[i] || eq[1] == '\0') {
+            rc = ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                               "--bundle '%.64s' is not of the form TRUST_DOMAIN=FILE", specs[i]);
+            goto fail;
+        }
+        *eq = '\0';
+        rc = spiffeid_parse_trust_domain(specs[i], strlen(specs[i]), td, sizeof(td), &c->err);
+        if (rc < 0) {
+            c->err.code = LY_ERR_USAGE;
+            (void)ly_error_wrap(&c->err, "--bundle");
+            goto fail;
+        }
+        if (bundle_set_get(set, td) != NULL) {
+            rc = ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                               "--bundle given twice for trust domain '%s'", td);
+            goto fail;
+        }
+        rc = ly_file_read(eq + 1, LY_FILE_MAX_DEFAULT, 0, &file, &c->err);
+        if (rc < 0) {
+            goto fail;
+        }
+        rc = bundle_codec_parse_auto(td, file.data, file.len, &b, &c->err);
+        ly_buf_free(&file);
+        if (rc < 0) {
+            (void)ly_error_wrap(&c->err, "bundle file %s", eq + 1);
+            goto fail;
+        }
+        rc = bundle_set_put(set, b, &c->err);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    *out = set;
+    return 0;
+fail:
+    bundle_set_free(set);
+    return rc;
+}
+
+/* ---- id ---------------------------------------------------------------------------------- */
+
+static int cmd_id_parse(struct cli *c, int argc, char **argv)
+{
+    struct spiffeid id;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    (void)c;
+
+    if (argc != 2) {
+        return -2;
+    }
+    if (spiffeid_parse(argv[1], strlen(argv[1]), &id, &c->err) < 0) {
+        return fail(c, "invalid SPIFFE ID");
+    }
+    if (spiffeid_td_copy(&id, td, sizeof(td)) < 0) {
+        return 3;
+    }
+    printf("trust_domain: %s\npath: %s\n", td, spiffeid_path(&id));
+    return write_stdout(NULL, 0);
+}
+
+/* ---- ca ---------------------------------------------------------------------------------- */
+
+static int cmd_ca_init(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"trust-domain", required_argument, NULL, 't'},
+        {"key-type", required_argument, NULL, 'k'},
+        {"ca-ttl", required_argument, NULL, 'T'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct ca_init_params p = {NULL, SVID_KEY_EC_P256, CA_DEFAULT_TTL};
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 't':
+            p.trust_domain = optarg;
+            break;
+        case 'k':
+            if (svid_key_type_parse(optarg, &p.key_type, &c->err) < 0) {
+                return fail(c, "--key-type");
+            }
+            break;
+        case 'T':
+            if (parse_duration_opt(c, "--ca-ttl", optarg, &p.ttl) < 0) {
+                return fail(c, NULL);
+            }
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc || p.trust_domain == NULL) {
+        return -2;
+    }
+    /* A bare name only: a SPIFFE ID here is almost certainly a mistake worth naming. */
+    if (strncmp(p.trust_domain, "spiffe://", 9) == 0) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--trust-domain takes a bare name such as example.org, not a SPIFFE ID");
+        return fail(c, NULL);
+    }
+    if (spiffeid_parse_trust_domain(p.trust_domain, strlen(p.trust_domain), td, sizeof(td),
+                                    &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        return fail(c, "--trust-domain");
+    }
+    p.trust_domain = td;
+    if (ca_init(c->data_dir, &p, &c->err) < 0) {
+        return fail(c, "ca init");
+    }
+    printf("initialised trust domain %s in %s (CA key %s, CA lifetime %lld s)\n", td,
+           c->data_dir, svid_key_type_name(p.key_type), (long long)p.ttl);
+    return write_stdout(NULL, 0);
+}
+
+/* ---- svid -------------------------------------------------------------------------------- */
+
+static int pem_from_der(const char *label, const uint8_t *der, size_t len, struct ly_buf *out,
+                        struct ly_error *err);
+
+static int cmd_svid_mint(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, 'i'},
+        {"ttl", required_argument, NULL, 'T'},
+        {"csr", required_argument, NULL, 'c'},
+        {"dns", required_argument, NULL, 'n'},
+        {"out-cert", required_argument, NULL, 'o'},
+        {"out-key", required_argument, NULL, 'k'},
+        {"key-type", required_argument, NULL, 'K'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *id_arg = NULL;
+    const char *csr_path = NULL;
+    const char *out_cert = NULL;
+    const char *out_key = NULL;
+    const char *dns[CLI_MAX_REPEAT];
+    size_t n_dns = 0;
+    int64_t ttl = CA_DEFAULT_SVID_TTL;
+    enum svid_key_type kt = SVID_KEY_EC_P256;
+    struct spiffeid id;
+    struct ca_state *ca = NULL;
+    struct svid_key *key = NULL;
+    struct ly_buf spki;
+    struct ly_buf cert;
+    struct ly_buf pem;
+    struct ly_buf keypem;
+    struct x509svid_info info;
+    char na[32];
+    int rc = 3;
+    int o;
+
+    ly_buf_init(&spki, 0);
+    ly_buf_init(&cert, 0);
+    ly_buf_init(&pem, 0);
+    ly_buf_init_secret(&keypem, 0);
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'i':
+            id_arg = optarg;
+            break;
+        case 'T':
+            if (parse_duration_opt(c, "--ttl", optarg, &ttl) < 0) {
+                return fail(c, NULL);
+            }
+            break;
+        case 'c':
+            csr_path = optarg;
+            break;
+        case 'n':
+            if (n_dns == CLI_MAX_REPEAT) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "at most %d --dns names",
+                              CLI_MAX_REPEAT);
+                return fail(c, NULL);
+            }
+            dns[n_dns++] = optarg;
+            break;
+        case 'o':
+            out_cert = optarg;
+            break;
+        case 'k':
+            out_key = optarg;
+            break;
+        case 'K':
+            if (svid_key_type_parse(optarg, &kt, &c->err) < 0) {
+                return fail(c, "--key-type");
+            }
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc || id_arg == NULL || out_cert == NULL) {
+        return -2;
+    }
+    if (csr_path == NULL && out_key == NULL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--out-key is required unless --csr supplies the public key");
+        return fail(c, NULL);
+    }
+    if (csr_path != NULL && out_key != NULL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--out-key cannot be used with --csr: the key stays with the CSR's owner");
+        return fail(c, NULL);
+    }
+    if (parse_id_opt(c, "--id", id_arg, &id) < 0) {
+        return fail(c, NULL);
+    }
+    if (ttl < CA_MIN_TTL || ttl > CA_MAX_SVID_TTL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--ttl must be between %d s and %d s",
+                      CA_MIN_TTL, CA_MAX_SVID_TTL);
+        return fail(c, NULL);
+    }
+    if (ca_open(c->data_dir, &ca, &c->err) < 0) {
+        return fail(c, NULL);
+    }
+    if (csr_path != NULL) {
+        struct ly_buf csr;
+        if (ly_file_read(csr_path, LY_FILE_MAX_DEFAULT, 0, &csr, &c->err) < 0) {
+            goto out_fail;
+        }
+        rc = x509svid_csr_public_key(csr.data, csr.len, &spki, &c->err);
+        ly_buf_free(&csr);
+        if (rc < 0) {
+            (void)ly_error_wrap(&c->err, "CSR %s", csr_path);
+            goto out_fail;
+        }
+    } else {
+        if (svid_key_generate(kt, &key, &c->err) < 0 ||
+            svid_key_public_der(key, &spki, &c->err) < 0 ||
+            svid_key_to_pkcs8_pem(key, &keypem, &c->err) < 0) {
+            goto out_fail;
+        }
+    }
+    if (ca_mint_x509(ca, &id, spki.data, spki.len, ttl, dns, n_dns, &cert, &c->err) < 0 ||
+        x509svid_cert_info(cert.data, cert.len, &info, &c->err) < 0 ||
+        pem_from_der("CERTIFICATE", cert.data, cert.len, &pem, &c->err) < 0) {
+        goto out_fail;
+    }
+    /* Key first: a certificate on disk without its key would be useless to a reader. */
+    if (out_key != NULL &&
+        ly_file_write_atomic(out_key, keypem.data, keypem.len, 0600, 0, &c->err) < 0) {
+        goto out_fail;
+    }
+    if (ly_file_write_atomic(out_cert, pem.data, pem.len, 0644, 0, &c->err) < 0) {
+        goto out_fail;
+    }
+    if (ly_time_format_rfc3339(info.not_after, na, sizeof(na), &c->err) < 0) {
+        goto out_fail;
+    }
+    printf("%s\nserial: %s\nnot_after: %s\nsha256: %s\ncert: %s\n", id.str, info.serial_hex, na,
+           info.sha256_hex, out_cert);
+    if (out_key != NULL) {
+        printf("key: %s\n", out_key);
+    }
+    rc = write_stdout(NULL, 0);
+    goto out;
+out_fail:
+    rc = fail(c, "svid mint");
+out:
+    ly_buf_free(&spki);
+    ly_buf_free(&cert);
+    ly_buf_free(&pem);
+    ly_buf_free(&keypem);
+    svid_key_free(key);
+    ca_close(ca);
+    return rc;
+}
+
+static int cmd_svid_verify(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"bundle", required_argument, NULL, 'b'},
+        {"at", required_argument, NULL, 'a'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    char *specs[CLI_MAX_REPEAT];
+    size_t n_specs = 0;
+    int64_t at = ly_time_now();
+    struct bundle_set *set = NULL;
+    struct x509svid_chain *chain = NULL;
+    struct ly_buf file;
+    struct spiffeid id;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'b':
+            if (n_specs == CLI_MAX_REPEAT) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "at most %d --bundle options",
+                              CLI_MAX_REPEAT);
+                return fail(c, NULL);
+            }
+            specs[n_specs++] = optarg;
+            break;
+        case 'a':
+            if (parse_at_opt(c, optarg, &at) < 0) {
+                return fail(c, NULL);
+            }
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc - 1) {
+        return -2;
+    }
+    if (load_bundle_set(c, specs, n_specs, at, &set) < 0) {
+        return fail(c, NULL);
+    }
+    rc = ly_file_read(argv[optind], LY_FILE_MAX_DEFAULT, 0, &file, &c->err);
+    if (rc == 0) {
+        rc = x509svid_chain_parse(file.data, file.len, &chain, &c->err);
+        ly_buf_free(&file);
+        if (rc < 0) {
+            (void)ly_error_wrap(&c->err, "%s", argv[optind]);
+        }
+    }
+    if (rc == 0) {
+        rc = x509svid_verify(chain, set, at, &id, &c->err);
+    }
+    x509svid_chain_free(chain);
+    bundle_set_free(set);
+    if (rc < 0) {
+        return fail(c, c->err.code == LY_ERR_VERIFY ? "rejected" : NULL);
+    }
+    printf("%s\n", id.str);
+    return write_stdout(NULL, 0);
+}
+
+/* ---- bundle ------------------------------------------------------------------------------ */
+
+static int cmd_bundle_show(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"format", required_argument, NULL, 'f'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *format = "spiffe";
+    struct ca_state *ca = NULL;
+    struct bundle *b = NULL;
+    struct ly_buf out;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'f':
+            format = optarg;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (strcmp(format, "spiffe") != 0 && strcmp(format, "pem") != 0) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--format must be spiffe or pem, not '%.32s'",
+                      format);
+        return fail(c, NULL);
+    }
+    ly_buf_init(&out, 0);
+    rc = ca_open(c->data_dir, &ca, &c->err);
+    if (rc == 0) {
+        rc = ca_bundle(ca, ly_time_now(), &b, &c->err);
+    }
+    if (rc == 0) {
+        rc = strcmp(format, "pem") == 0 ? bundle_codec_write_pem(b, &out, &c->err)
+                                        : bundle_codec_write_json(b, &out, &c->err);
+    }
+    bundle_free(b);
+    ca_close(ca);
+    if (rc < 0) {
+        ly_buf_free(&out);
+        return fail(c, "bundle show");
+    }
+    rc = write_stdout(out.data, out.len);
+    if (rc == 0 && out.len > 0 && out.data[out.len - 1] != '\n') {
+        rc = write_stdout("\n", 1);
+    }
+    ly_buf_free(&out);
+    return rc;
+}
+
+static int cmd_bundle_parse(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"trust-domain", required_argument, NULL, 't'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *td_arg = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    struct bundle *b = NULL;
+    struct ly_buf file;
+    struct ly_buf out;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 't':
+            td_arg = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc - 1 || td_arg == NULL) {
+        return -2;
+    }
+    if (spiffeid_parse_trust_domain(td_arg, strlen(td_arg), td, sizeof(td), &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        return fail(c, "--trust-domain");
+    }
+    if (ly_file_read(argv[optind], LY_FILE_MAX_DEFAULT, 0, &file, &c->err) < 0) {
+        return fail(c, NULL);
+    }
+    rc = bundle_codec_parse_auto(td, file.data, file.len, &b, &c->err);
+    ly_buf_free(&file);
+    if (rc < 0) {
+        return fail(c, argv[optind]);
+    }
+    rc = bundle_codec_summary_json(b, &out, &c->err);
+    bundle_free(b);
+    if (rc < 0) {
+        return fail(c, NULL);
+    }
+    rc = write_stdout(out.data, out.len);
+    if (rc == 0) {
+        rc = write_stdout("\n", 1);
+    }
+    ly_buf_free(&out);
+    return rc;
+}
+
+/* ---- jwt --------------------------------------------------------------------------------- */
+
+static int cmd_jwt_mint(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, 'i'},
+        {"audience", required_argument, NULL, 'a'},
+        {"ttl", required_argument, NULL, 'T'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *id_arg = NULL;
+    const char *aud[CLI_MAX_REPEAT];
+    size_t n_aud = 0;
+    int64_t ttl = CA_DEFAULT_JWT_TTL;
+    struct spiffeid id;
+    struct ca_state *ca = NULL;
+    struct ly_buf tok;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'i':
+            id_arg = optarg;
+            break;
+        case 'a':
+            if (n_aud == CLI_MAX_REPEAT) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "at most %d --audience values",
+                              CLI_MAX_REPEAT);
+                return fail(c, NULL);
+            }
+            if (optarg[0] == '\0') {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--audience must not be empty");
+                return fail(c, NULL);
+            }
+            aud[n_aud++] = optarg;
+            break;
+        case 'T':
+            if (parse_duration_opt(c, "--ttl", optarg, &ttl) < 0) {
+                return fail(c, NULL);
+            }
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc || id_arg == NULL || n_aud == 0) {
+        return -2;
+    }
+    if (parse_id_opt(c, "--id", id_arg, &id) < 0) {
+        return fail(c, NULL);
+    }
+    if (ttl < CA_MIN_TTL || ttl > CA_MAX_SVID_TTL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--ttl must be between %d s and %d s",
+                      CA_MIN_TTL, CA_MAX_SVID_TTL);
+        return fail(c, NULL);
+    }
+    if (ca_open(c->data_dir, &ca, &c->err) < 0) {
+        return fail(c, NULL);
+    }
+    rc = ca_mint_jwt(ca, &id, aud, n_aud, ttl, &tok, &c->err);
+    ca_close(ca);
+    if (rc < 0) {
+        return fail(c, "jwt mint");
+    }
+    rc = write_stdout(tok.data, tok.len);
+    if (rc == 0) {
+        rc = write_stdout("\n", 1);
+    }
+    ly_buf_free(&tok);
+    return rc;
+}
+
+/* Read a token argument: "-" is stdin, an existing regular file is read, else the text itself. */
+static int read_token_arg(struct cli *c, const char *arg, struct ly_buf *tok)
+{
+    size_t end;
+
+    if (strcmp(arg, "-") == 0 || ly_file_exists(arg)) {
+        int rc;
+        if (strcmp(arg, "-") == 0) {
+            rc = ly_file_read("/dev/stdin", 64 * 1024, 1, tok, &c->err);
+            if (rc < 0) {
+                /* stdin may be a pipe: read it in bounded chunks instead. */
+                char chunk[4096];
+                size_t n;
+                ly_error_clear(&c->err);
+                ly_buf_init_secret(tok, 64 * 1024);
+                rc = ly_buf_append(tok, "", 0, &c->err);
+                while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
+                    rc = ly_buf_append(tok, chunk, n, &c->err);
+                }
+                ly_wipe(chunk, sizeof(chunk));
+            }
+        } else {
+            rc = ly_file_read(arg, 64 * 1024, 1, tok, &c->err);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    } else {
+        ly_buf_init_secret(tok, 64 * 1024);
+        if (ly_buf_append_str(tok, arg, &c->err) < 0) {
+            return c->err.code;
+        }
+    }
+    /* Trailing newlines and spaces from files are not part of the token. */
+    end = tok->len;
+    while (end > 0 && (tok->data[end - 1] == '\n' || tok->data[end - 1] == '\r' ||
+                       tok->data[end - 1] == ' ' || tok->data[end - 1] == '\t')) {
+        end--;
+    }
+    tok->len = end;
+    tok->data[end] = '\0';
+    return 0;
+}
+
+static int cmd_jwt_verify(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"bundle", required_argument, NULL, 'b'},
+        {"audience", required_argument, NULL, 'A'},
+        {"at", required_argument, NULL, 'a'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    char *specs[CLI_MAX_REPEAT];
+    size_t n_specs = 0;
+    const char *aud = NULL;
+    int64_t at = ly_time_now();
+    struct bundle_set *set = NULL;
+    struct jwtsvid_result res;
+    struct ly_buf tok;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'b':
+            if (n_specs == CLI_MAX_REPEAT) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "at most %d --bundle options",
+                              CLI_MAX_REPEAT);
+                return fail(c, NULL);
+            }
+            specs[n_specs++] = optarg;
+            break;
+        case 'A':
+            if (aud != NULL) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                              "give exactly one --audience: the one this verifier expects");
+                return fail(c, NULL);
+            }
+            aud = optarg;
+            break;
+        case 'a':
+            if (parse_at_opt(c, optarg, &at) < 0) {
+                return fail(c, NULL);
+            }
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc - 1 || aud == NULL) {
+        return -2;
+    }
+    if (aud[0] == '\0') {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--audience must not be empty");
+        return fail(c, NULL);
+    }
+    if (read_token_arg(c, argv[optind], &tok) < 0) {
+        return fail(c, NULL);
+    }
+    if (load_bundle_set(c, specs, n_specs, at, &set) < 0) {
+        ly_buf_free(&tok);
+        return fail(c, NULL);
+    }
+    rc = jwtsvid_validate((const char *)tok.data, tok.len, aud, set, at, CLI_JWT_LEEWAY, &res,
+                          &c->err);
+    ly_buf_free(&tok);
+    bundle_set_free(set);
+    if (rc < 0) {
+        return fail(c, c->err.code == LY_ERR_VERIFY || c->err.code == LY_ERR_PARSE ? "rejected"
+                                                                                 : NULL);
+    }
+    printf("%s\n", res.sub.str);
+    jwtsvid_result_free(&res);
+    return write_stdout(NULL, 0);
+}
+
+/* ---- PEM output -------------------------------------------------------------------------- */
+
+static int pem_from_der(const char *label, const uint8_t *der, size_t len, struct ly_buf *out,
+                        struct ly_error *err)
+{
+    struct ly_buf b64;
+    size_t i;
+    int rc;
+
+    rc = ly_b64_encode(der, len, 0, &b64, 1024 * 1024, err);
+    if (rc < 0) {
+        return rc;
+    }
+    ly_buf_init(out, 2 * 1024 * 1024);
+    rc = ly_buf_appendf(out, err, "-----BEGIN %s-----\n", label);
+    for (i = 0; rc == 0 && i < b64.len; i += 64) {
+        size_t n = b64.len - i < 64 ? b64.len - i : 64;
+        rc = ly_buf_append(out, b64.data + i, n, err);
+        if (rc == 0) {
+            rc = ly_buf_append(out, "\n", 1, err);
+        }
+    }
+    if (rc == 0) {
+        rc = ly_buf_appendf(out, err, "-----END %s-----\n", label);
+    }
+    ly_buf_free(&b64);
+    return rc;
+}
+
+/* ---- dispatch ---------------------------------------------------------------------------- */
+
+static const struct cli_cmd commands[] = {
+    {"id", "parse", "id parse SPIFFE_ID",
+     "Check a SPIFFE ID; print its trust domain and path, or why it is invalid.", cmd_id_parse},
+    {"ca", "init",
+     "ca init --trust-domain TD [--key-type ec-p256|ed25519] [--ca-ttl DURATION]",
+     "Create this data directory's trust domain: CA key and certificate, JWT signing key.\n"
+     "  Refuses to overwrite an existing CA. Default CA lifetime 30d.",
+     cmd_ca_init},
+    {"svid", "mint",
+     "svid mint --id SPIFFE_ID [--ttl DURATION] [--csr FILE] [--dns NAME]... "
+     "--out-cert FILE [--out-key FILE] [--key-type ec-p256|ed25519]",
+     "Issue an X509-SVID signed by this trust domain's CA (default TTL 1h).\n"
+     "  With --csr the CSR's public key is certified and no key is written; otherwise a\n"
+     "  fresh key is generated and written to --out-key (PKCS#8 PEM, mode 0600).",
+     cmd_svid_mint},
+    {"svid", "verify", "svid verify [--bundle TD=FILE]... [--at RFC3339] CHAIN_PEM",
+     "Verify an X509-SVID chain (leaf first) against the bundle of the leaf's trust domain.\n"
+     "  FILE is a PEM bundle or a SPIFFE bundle JSON; without --bundle the local CA's bundle.\n"
+     "  Accepted: exit 0, first line the SPIFFE ID. Rejected: exit 1, reason on stderr.",
+     cmd_svid_verify},
+    {"bundle", "show", "bundle show [--format spiffe|pem]",
+     "Print this trust domain's trust bundle (SPIFFE bundle JSON by default).", cmd_bundle_show},
+    {"bundle", "parse", "bundle parse --trust-domain TD FILE",
+     "Parse a bundle file (PEM or SPIFFE JSON) and print a JSON summary of it.",
+     cmd_bundle_parse},
+    {"jwt", "mint",
+     "jwt mint --id SPIFFE_ID --audience AUD [--audience AUD]... [--ttl DURATION]",
+     "Issue a JWT-SVID (ES256) signed by this trust domain's JWT key (default TTL 5m).",
+     cmd_jwt_mint},
+    {"jwt", "verify",
+     "jwt verify [--bundle TD=FILE]... --audience AUD [--at RFC3339] TOKEN_OR_FILE",
+     "Validate a JWT-SVID for the expected audience against the bundle of its subject's\n"
+     "  trust domain. TOKEN_OR_FILE is the token, a file holding it, or - for stdin.\n"
+     "  Accepted: exit 0, first line the subject. Rejected: exit 1, reason on stderr.",
+     cmd_jwt_verify},
+};
+
+#define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static void print_global_help(FILE *f)
+{
+    size_t i;
+
+    fputs("lanyard " CLI_VERSION " - SPIFFE identities, mTLS and per-client consent for MCP\n\n"
+          "usage: lanyard [--data DIR] COMMAND [OPTIONS]\n\n"
+          "commands:\n",
+          f);
+    for (i = 0; i < N_COMMANDS; i++) {
+        fprintf(f, "  lanyard %s\n", commands[i].usage);
+    }
+    fputs("\nglobal options:\n"
+          "  --data DIR   data directory (default: $LANYARD_DATA, else ./lanyard-data)\n"
+          "  --help       this help; 'lanyard COMMAND --help' for one command\n"
+          "  --version    print the version\n\n"
+          "durations: 90s, 15m, 1h, 7d or combinations such as 1h30m\n"
+          "exit codes: 0 ok, 1 rejected or invalid input, 2 usage error, "
+          "3 internal or I/O error\n",
+          f);
+}
+
+static void print_cmd_help(FILE *f, const struct cli_cmd *cmd)
+{
+    fprintf(f, "usage: lanyard %s\n\n  %s\n\n  --data DIR   data directory (default: "
+               "$LANYARD_DATA, else ./lanyard-data)\n",
+            cmd->usage, cmd->summary);
+}
+
+static int print_group_help(FILE *f, const char *group)
+{
+    size_t i;
+    int found = 0;
+
+    for (i = 0; i < N_COMMANDS; i++) {
+        if (strcmp(commands[i].group, group) == 0) {
+            if (!found) {
+                fprintf(f, "lanyard %s commands:\n", group);
+            }
+            fprintf(f, "  lanyard %s\n", commands[i].usage);
+            found = 1;
+        }
+    }
+    return found;
+}
+
+static int has_help_flag(int argc, char **argv)
+{
+    int i;
+
+    for (i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            return 1;
+        }
+        if (strcmp(argv[i], "--") == 0) {
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int cli_main(int argc, char **argv)
+{
+    struct cli c;
+    const char *env = getenv("LANYARD_DATA");
+    int i = 1;
+    size_t k;
+    const char *group;
+
+    memset(&c, 0, sizeof(c));
+    c.data_dir = (env != NULL && env[0] != '\0') ? env : "./lanyard-data";
+    opterr = 1;
+    while (i < argc && strncmp(argv[i], "--", 2) == 0) {
+        if (strcmp(argv[i], "--help") == 0) {
+            print_global_help(stdout);
+            return write_stdout(NULL, 0);
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("lanyard %s\n", CLI_VERSION);
+            return write_stdout(NULL, 0);
+        }
+        if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
+            c.data_dir = argv[i + 1];
+            i += 2;
+            continue;
+        }
+        if (strncmp(argv[i], "--data=", 7) == 0) {
+            c.data_dir = argv[i] + 7;
+            i++;
+            continue;
+        }
+        fprintf(stderr, "lanyard: unknown global option '%.64s'\n(see 'lanyard --help')\n",
+                argv[i]);
+        return 2;
+    }
+    if (i >= argc) {
+        print_global_help(stderr);
+        return 2;
+    }
+    group = argv[i];
+    if (strcmp(group, "help") == 0) {
+        print_global_help(stdout);
+        return write_stdout(NULL, 0);
+    }
+    if (i + 1 >= argc || strncmp(argv[i + 1], "-", 1) == 0) {
+        /* "lanyard ca" or "lanyard ca --help": the group's commands. */
+        int want_help = (i + 1 < argc) && has_help_flag(argc - i, argv + i);
+        if (print_group_help(want_help ? stdout : stderr, group)) {
+            return want_help ? write_stdout(NULL, 0) : 2;
+        }
+        fprintf(stderr, "lanyard: unknown command '%.64s'\n(see 'lanyard --help')\n", group);
+        return 2;
+    }
+    for (k = 0; k < N_COMMANDS; k++) {
+        const struct cli_cmd *cmd = &commands[k];
+        int rc;
+        if (strcmp(cmd->group, group) != 0 || strcmp(cmd->verb, argv[i + 1]) != 0) {
+            continue;
+        }
+        if (has_help_flag(argc - i - 1, argv + i + 1)) {
+            print_cmd_help(stdout, cmd);
+            return write_stdout(NULL, 0);
+        }
+        optind = 0; /* full getopt re-initialisation (glibc) */
+        rc = cmd->fn(&c, argc - i - 1, argv + i + 1);
+        if (rc == -2) {
+            return usage_error(cmd);
+        }
+        return rc;
+    }
+    if (print_group_help(stderr, group)) {
+        fprintf(stderr, "lanyard: unknown %s command '%.64s'\n", group, argv[i + 1]);
+    } else {
+        fprintf(stderr, "lanyard: unknown command '%.64s'\n(see 'lanyard --help')\n", group);
+    }
+    return 2;
+}
