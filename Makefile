@@ -36,6 +36,8 @@ BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
 
 .PHONY: all deps test unit asan valgrind fuzz demo bench clean lint
+# Keep fuzz objects between runs (make would delete them as intermediates).
+.SECONDARY:
 
 all: $(BUILD)/.deps $(BUILD)/lanyard $(BUILD)/liblanyard.a
 
