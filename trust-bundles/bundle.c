@@ -56,6 +56,7 @@ int bundle_new(const char *trust_domain, struct bundle **out, struct ly_error *e
     char td[SPIFFEID_TD_MAX_LEN + 1];
     int rc;
 
+    ly_error_clear(err);
     *out = NULL;
     if (trust_domain == NULL) {
         return ly_error_setx(err, LY_ERR_USAGE, 0, "missing trust domain");
@@ -90,6 +91,8 @@ int bundle_clone(const struct bundle *b, struct bundle **out, struct ly_error *e
     struct bundle *c;
     size_t i;
     int rc;
+
+    ly_error_clear(err);
 
     rc = bundle_new(b->td, &c, err);
     if (rc < 0) {
@@ -130,6 +133,8 @@ int bundle_add_x509_authority(struct bundle *b, const uint8_t *der, size_t len,
 {
     size_t i;
 
+    ly_error_clear(err);
+
     if (der == NULL || len == 0) {
         return ly_error_setx(err, LY_ERR_USAGE, 0, "empty X.509 authority");
     }
@@ -154,6 +159,8 @@ int bundle_remove_x509_authority(struct bundle *b, const uint8_t *der, size_t le
                                  struct ly_error *err)
 {
     size_t i;
+
+    ly_error_clear(err);
 
     for (i = 0; i < b->n_x509; i++) {
         if (b->x509[i].len == len && memcmp(b->x509[i].data, der, len) == 0) {
@@ -186,6 +193,8 @@ int bundle_add_jwt_authority(struct bundle *b, const char *kid, const uint8_t *s
     size_t klen;
     size_t i;
     struct jwt_authority *a;
+
+    ly_error_clear(err);
 
     if (kid == NULL || kid[0] == '\0') {
         return ly_error_setx(err, LY_ERR_PARSE, 0, "JWT authority without a key ID");
@@ -304,6 +313,8 @@ void bundle_free(struct bundle *b)
 
 int bundle_set_new(struct bundle_set **out, struct ly_error *err)
 {
+    ly_error_clear(err);
+
     *out = calloc(1, sizeof(**out));
     if (*out == NULL) {
         return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
@@ -314,6 +325,8 @@ int bundle_set_new(struct bundle_set **out, struct ly_error *err)
 int bundle_set_put(struct bundle_set *set, struct bundle *b, struct ly_error *err)
 {
     size_t i;
+
+    ly_error_clear(err);
 
     for (i = 0; i < set->n; i++) {
         if (strcmp(set->items[i]->td, b->td) == 0) {
