@@ -110,6 +110,38 @@ static int parse_id_opt(struct cli *c, const char *flag, const char *v, struct s
     return 0;
 }
 
+/* A bundle file with nothing but white space is an operator mistake, never a valid bundle. */
+static int reject_blank_bundle(struct cli *c, const struct ly_buf *file, const char *path)
+{
+    size_t i;
+
+    for (i = 0; i < file->len; i++) {
+        uint8_t ch = file->data[i];
+        if (ch != ' ' && ch != '\t' && ch != '\n' && ch != '\r') {
+            return 0;
+        }
+    }
+    return ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                         "bundle file %s is empty: a trust bundle needs at least one authority",
+                         path);
+}
+
+/* A workload's ID: valid and with a path (X509-4; a bare trust domain names the CA itself). */
+static int parse_workload_id(struct cli *c, const char *v, struct spiffeid *id)
+{
+    if (parse_id_opt(c, "--id", v, id) < 0) {
+        return -1;
+    }
+    if (spiffeid_is_root(id)) {
+        ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                      "--id %s names the trust domain itself; a workload's SPIFFE ID needs a "
+                      "path such as %s/mcp/server",
+                      id->str, id->str);
+        return -1;
+    }
+    return 0;
+}
+
 /*
  * Build a bundle set from repeated --bundle TD=FILE (PEM or SPIFFE JSON) or, when none is
  * given, from the local data directory's CA.
@@ -171,10 +203,15 @@ static int load_bundle_set(struct cli *c, char **specs, size_t n, int64_t now,
         if (rc < 0) {
             goto fail;
         }
-        rc = bundle_codec_parse_auto(td, file.data, file.len, &b, &c->err);
+        rc = reject_blank_bundle(c, &file, eq + 1);
+        if (rc == 0) {
+            rc = bundle_codec_parse_auto(td, file.data, file.len, &b, &c->err);
+            if (rc < 0) {
+                (void)ly_error_wrap(&c->err, "bundle file %s", eq + 1);
+            }
+        }
         ly_buf_free(&file);
         if (rc < 0) {
-            (void)ly_error_wrap(&c->err, "bundle file %s", eq + 1);
             goto fail;
         }
         rc = bundle_set_put(set, b, &c->err);
@@ -364,7 +401,7 @@ static int cmd_svid_mint(struct cli *c, int argc, char **argv)
                       "--out-key cannot be used with --csr: the key stays with the CSR's owner");
         return fail(c, NULL);
     }
-    if (parse_id_opt(c, "--id", id_arg, &id) < 0) {
+    if (parse_workload_id(c, id_arg, &id) < 0) {
         return fail(c, NULL);
     }
     if (ttl < CA_MIN_TTL || ttl > CA_MAX_SVID_TTL) {
@@ -586,7 +623,10 @@ static int cmd_bundle_parse(struct cli *c, int argc, char **argv)
     if (ly_file_read(argv[optind], LY_FILE_MAX_DEFAULT, 0, &file, &c->err) < 0) {
         return fail(c, NULL);
     }
-    rc = bundle_codec_parse_auto(td, file.data, file.len, &b, &c->err);
+    rc = reject_blank_bundle(c, &file, argv[optind]);
+    if (rc == 0) {
+        rc = bundle_codec_parse_auto(td, file.data, file.len, &b, &c->err);
+    }
     ly_buf_free(&file);
     if (rc < 0) {
         return fail(c, argv[optind]);
@@ -657,7 +697,7 @@ static int cmd_jwt_mint(struct cli *c, int argc, char **argv)
     if (optind != argc || id_arg == NULL || n_aud == 0) {
         return -2;
     }
-    if (parse_id_opt(c, "--id", id_arg, &id) < 0) {
+    if (parse_workload_id(c, id_arg, &id) < 0) {
         return fail(c, NULL);
     }
     if (ttl < CA_MIN_TTL || ttl > CA_MAX_SVID_TTL) {
@@ -907,7 +947,8 @@ static int print_group_help(FILE *f, const char *group)
     for (i = 0; i < N_COMMANDS; i++) {
         if (strcmp(commands[i].group, group) == 0) {
             if (!found) {
-                fprintf(f, "lanyard %s commands:\n", group);
+                fprintf(f, "usage: lanyard %s COMMAND [OPTIONS]\n\nlanyard %s commands:\n",
+                        group, group);
             }
             fprintf(f, "  lanyard %s\n", commands[i].usage);
             found = 1;

@@ -1099,7 +1099,9 @@ static int check_time(const DecodedCert *dc, const char *what, int64_t at, struc
     if (at < nb) {
         fmt_time(nb, t1, sizeof(t1));
         return ly_error_setx(err, LY_ERR_VERIFY, X509SVID_R_NOT_YET_VALID,
-                             "%s is not valid before %s (verification time %s)", what, t1, t2);
+                             "%s is not yet valid: its validity starts at %s "
+                             "(verification time %s)",
+                             what, t1, t2);
     }
     return 0;
 }
@@ -1311,6 +1313,20 @@ int x509svid_verify(const struct x509svid_chain *chain, const struct bundle_set 
     if (bundle_x509_count(b) == 0) {
         return ly_error_setx(err, LY_ERR_VERIFY, X509SVID_R_EMPTY_BUNDLE,
                              "empty bundle: trust domain '%s' has no X.509 authority", td);
+    }
+    {
+        /* The leaf's own validity first: it names the real problem when every certificate
+         * (anchors included) is outside its period at `at`. */
+        DecodedCert dc;
+        int drc = decode(&dc, chain->certs[0].der, chain->certs[0].len, NO_VERIFY, NULL);
+
+        rc = drc == 0 ? check_time(&dc, "leaf certificate", at, err)
+                      : fail(err, LY_ERR_PARSE, X509SVID_R_CORRUPT, "leaf certificate does not "
+                                                                    "parse");
+        wc_FreeDecodedCert(&dc);
+        if (rc != 0) {
+            return rc;
+        }
     }
     rc = path_validate(chain, b, at, err);
     if (rc != 0 && err != NULL && err->reason == X509SVID_R_UNKNOWN_AUTHORITY) {
