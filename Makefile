@@ -35,7 +35,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
 
-.PHONY: all deps test unit asan valgrind fuzz demo bench clean lint
+.PHONY: all deps test unit asan valgrind fuzz fuzz-replay demo bench clean lint
 # Keep fuzz objects between runs (make would delete them as intermediates).
 .SECONDARY:
 
@@ -130,6 +130,15 @@ fuzz: $(BUILD)/.deps $(FUZZ_BINS)
 	    || { tail -40 $(FUZZ_BUILD)/$$name.log; echo "fuzz: $$name FAILED"; exit 1; }; \
 	  grep -E '^(#[0-9]+.*DONE|Done)' $(FUZZ_BUILD)/$$name.log | tail -1; \
 	done; echo "fuzz: all targets ran without a crash"
+
+# Deterministic replay of every seed corpus (no new inputs): what CI runs.
+fuzz-replay: $(BUILD)/.deps $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do \
+	  name=$$(basename $$f _fuzz); \
+	  $$f -runs=0 tests/fuzz/corpus/$$name >$(FUZZ_BUILD)/$$name-replay.log 2>&1 \
+	    || { tail -40 $(FUZZ_BUILD)/$$name-replay.log; echo "fuzz-replay: $$name FAILED"; exit 1; }; \
+	  echo "fuzz-replay: $$name: $$(ls tests/fuzz/corpus/$$name | wc -l) seeds replayed, no crash"; \
+	done
 
 # ---- demo and benchmarks -----------------------------------------------------------------
 demo: all

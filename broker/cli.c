@@ -637,7 +637,7 @@ static int cmd_bundle_parse(struct cli *c, int argc, char **argv)
         return fail(c, NULL);
     }
     rc = write_stdout(out.data, out.len);
-    if (rc == 0) {
+    if (rc == 0 && (out.len == 0 || out.data[out.len - 1] != '\n')) {
         rc = write_stdout("\n", 1);
     }
     ly_buf_free(&out);
