@@ -22,6 +22,7 @@
 
 #include "../common/ly_b64.h"
 #include "../common/ly_secret.h"
+#include "../common/ly_text.h"
 #include "../common/ly_time.h"
 #include "../trust-bundles/bundle.h"
 
@@ -96,34 +97,9 @@ static const struct alg_info *alg_lookup(const char *name, size_t len)
     return NULL;
 }
 
-/*
- * Quote peer text safely in a message: printable ASCII is kept (except '\'' and '\\'), other
- * bytes become \xHH, and input past ESC_IN_MAX bytes is cut and marked "...".
- */
 static const char *esc(const char *s, size_t len, char *out, size_t outsz)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-    size_t o = 0;
-    size_t n = len > ESC_IN_MAX ? ESC_IN_MAX : len;
-
-    for (i = 0; i < n && o + 5 < outsz; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 15];
-        }
-    }
-    if (i < len && o + 4 <= outsz) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
-    return out;
+    return ly_text_escape(s, len, ESC_IN_MAX, out, outsz);
 }
 
 /* A jansson value as a NumericDate (RFC 7519 §2): integer, or real rounded down (up when `up`). */

@@ -15,6 +15,7 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "../common/ly_secret.h"
+#include "../common/ly_text.h"
 
 /* Caps on what a key file may hold: a PEM/DER private key of ours is well under 1 KiB. */
 #define KEY_INPUT_MAX (64u * 1024u)
@@ -129,18 +130,6 @@ err:
     return err != NULL ? err->code : LY_ERR_INTERNAL;
 }
 
-/* Skip leading ASCII whitespace to tell a PEM text from DER (which starts with 0x30). */
-static int looks_like_pem(const uint8_t *data, size_t len)
-{
-    static const char begin[] = "-----BEGIN";
-    size_t i = 0;
-
-    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
-        i++;
-    }
-    return len - i >= sizeof(begin) - 1 && memcmp(data + i, begin, sizeof(begin) - 1) == 0;
-}
-
 /*
  * Load an EC private key (PKCS#8 or SEC1 DER) into k; only P-256 is accepted. Returns 0,
  * KEY_NOT_THIS_TYPE, or a negative code with err set.
@@ -238,7 +227,7 @@ int svid_key_parse(const uint8_t *data, size_t len, struct svid_key **out, struc
         return ly_error_setx(err, LY_ERR_PARSE, 0, "private key input larger than %u bytes",
                              KEY_INPUT_MAX);
     }
-    if (looks_like_pem(data, len)) {
+    if (ly_text_is_pem(data, len)) {
         rc = wc_PemToDer(data, (long)len, PRIVATEKEY_TYPE, &der, NULL, &info, &format);
         if (rc != 0 || der == NULL) {
             (void)ly_error_setx(err, LY_ERR_PARSE, 0,

@@ -7,6 +7,8 @@
 
 #include <string.h>
 
+#include "../common/ly_text.h"
+
 #define SCHEME "spiffe://"
 #define SCHEME_LEN 9
 /* How many bytes of peer-supplied text a message quotes (each byte escaped to at most 4). */
@@ -45,25 +47,7 @@ static void esc_byte(unsigned char c, char out[5])
 /* Escape at most ECHO_MAX bytes of s into out, adding "..." when s was longer. */
 static void esc_text(const char *s, size_t len, char *out, size_t outsz)
 {
-    size_t i;
-    size_t o = 0;
-    char b[5];
-
-    for (i = 0; i < len && i < ECHO_MAX; i++) {
-        size_t bl;
-        esc_byte((unsigned char)s[i], b);
-        bl = strlen(b);
-        if (o + bl + 4 > outsz) {
-            break;
-        }
-        memcpy(out + o, b, bl);
-        o += bl;
-    }
-    if (i < len && o + 4 <= outsz) {
-        memcpy(out + o, "...", 3);
-        o += 3;
-    }
-    out[o] = '\0';
+    (void)ly_text_escape(s, len, ECHO_MAX, out, outsz);
 }
 
 /* Embedded NULs make C-string and counted lengths disagree: treat as hostile (libtls rule). */

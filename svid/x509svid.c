@@ -21,6 +21,7 @@
 #include <wolfssl/wolfcrypt/sha.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
+#include "../common/ly_text.h"
 #include "../common/ly_time.h"
 #include "der.h"
 #include "key_internal.h"
@@ -102,40 +103,9 @@ static void hex(const uint8_t *in, size_t n, char *out)
 /* Escape and cap peer-supplied text for an error message (STYLE rule 15). */
 static void safe_text(const char *in, size_t len, char *out, size_t outsz)
 {
-    size_t i, o = 0;
-
-    for (i = 0; i < len && o + 5 < outsz; i++) {
-        unsigned char c = (unsigned char)in[i];
-
-        if (c >= 0x20 && c < 0x7f && c != '\\') {
-            out[o++] = (char)c;
-        } else {
-            static const char digits[] = "0123456789abcdef";
-
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = digits[c >> 4];
-            out[o++] = digits[c & 0x0f];
-        }
-    }
-    if (i < len && o + 4 <= outsz) {
-        out[o++] = '.';
-        out[o++] = '.';
-        out[o++] = '.';
-    }
-    out[o] = '\0';
+    (void)ly_text_escape(in, len, len, out, outsz);
 }
 
-static int looks_like_pem(const uint8_t *data, size_t len)
-{
-    static const char begin[] = "-----BEGIN";
-    size_t i = 0;
-
-    while (i < len && (data[i] == ' ' || data[i] == '\t' || data[i] == '\r' || data[i] == '\n')) {
-        i++;
-    }
-    return len - i >= sizeof(begin) - 1 && memcmp(data + i, begin, sizeof(begin) - 1) == 0;
-}
 
 /* wolfSSL's Time fields to epoch seconds. */
 static int decoded_time(const byte *date, int len, int64_t *out)
@@ -755,7 +725,7 @@ int x509svid_csr_public_key(const uint8_t *csr, size_t len, struct ly_buf *spki,
     if (csr == NULL || len == 0 || len > X509SVID_MAX_CERT_DER * 2) {
         return fail(err, LY_ERR_PARSE, X509SVID_R_BAD_CSR, "CSR is empty or too large");
     }
-    if (looks_like_pem(csr, len)) {
+    if (ly_text_is_pem(csr, len)) {
         if (wc_PemToDer(csr, (long)len, CERTREQ_TYPE, &der, NULL, &info, NULL) != 0 ||
             der == NULL) {
             rc = fail(err, LY_ERR_PARSE, X509SVID_R_BAD_CSR,
@@ -979,7 +949,7 @@ int x509svid_chain_parse(const uint8_t *data, size_t len, struct x509svid_chain 
     if (chain == NULL) {
         return fail(err, LY_ERR_NOMEM, 0, "out of memory");
     }
-    if (looks_like_pem(data, len)) {
+    if (ly_text_is_pem(data, len)) {
         rc = chain_parse_pem(chain, data, len, err);
     } else if (data[0] == 0x30) {
         rc = chain_parse_der(chain, data, len, err);

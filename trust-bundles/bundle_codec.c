@@ -20,6 +20,7 @@
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include "../common/ly_b64.h"
+#include "../common/ly_text.h"
 
 /* Bytes of peer-supplied text quoted in a message (each escaped to at most 4 characters). */
 #define ECHO_MAX 40
@@ -49,28 +50,7 @@ static const struct curve curves[] = {
 /* Escape (\xNN for non-printable) at most `cap` bytes of s into out (outsz >= cap * 4 + 4). */
 static const char *esc_n(const char *s, size_t len, size_t cap, char *out)
 {
-    static const char hex[] = "0123456789abcdef";
-    size_t i;
-    size_t o = 0;
-
-    for (i = 0; i < len && i < cap; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c < 0x7f && c != '\'' && c != '\\') {
-            out[o++] = (char)c;
-        } else {
-            out[o++] = '\\';
-            out[o++] = 'x';
-            out[o++] = hex[c >> 4];
-            out[o++] = hex[c & 0xf];
-        }
-    }
-    if (i < len) {
-        out[o++] = '.';
-        out[o++] = '.';
-        out[o++] = '.';
-    }
-    out[o] = '\0';
-    return out;
+    return ly_text_escape(s, len, cap, out, cap * 4 + 4);
 }
 
 /* Escape and cap peer-supplied text for a message. */

@@ -19,6 +19,7 @@
 #include "../../common/ly_error.h"
 #include "../../common/ly_file.h"
 #include "../../common/ly_secret.h"
+#include "../../common/ly_text.h"
 #include "../../common/ly_time.h"
 
 static void test_error_first_wins(void **state)
@@ -322,6 +323,29 @@ static void test_secret(void **state)
     assert_int_equal(a[0] | a[1] | a[2] | a[3], 0);
 }
 
+static void test_text(void **state)
+{
+    char out[32];
+    char tiny[6];
+    (void)state;
+
+    assert_string_equal(ly_text_escape("ab c", 4, 10, out, sizeof(out)), "ab c");
+    assert_string_equal(ly_text_escape("a\nb'\\", 5, 10, out, sizeof(out)),
+                        "a\\x0ab\\x27\\x5c");
+    assert_string_equal(ly_text_escape("abcdefgh", 8, 3, out, sizeof(out)), "abc...");
+    /* A NUL inside the counted length is shown, not treated as the end. */
+    assert_string_equal(ly_text_escape("a\0b", 3, 10, out, sizeof(out)), "a\\x00b");
+    /* Never past outsz, always terminated. */
+    assert_string_equal(ly_text_escape("\x01\x02\x03", 3, 10, tiny, sizeof(tiny)), "...");
+    assert_string_equal(ly_text_escape("abcdefgh", 8, 8, tiny, sizeof(tiny)), "ab...");
+    assert_int_equal(ly_text_is_pem((const uint8_t *)" \n-----BEGIN X", 15), 1);
+    assert_int_equal(ly_text_is_pem((const uint8_t *)"-----BEGI", 9), 0);
+    assert_int_equal(ly_text_is_pem((const uint8_t *)"\x30\x82", 2), 0);
+    assert_int_equal(ly_text_is_blank((const uint8_t *)" \t\r\n", 4), 1);
+    assert_int_equal(ly_text_is_blank((const uint8_t *)"", 0), 1);
+    assert_int_equal(ly_text_is_blank((const uint8_t *)" x", 2), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -331,6 +355,7 @@ int main(void)
         cmocka_unit_test(test_b64_max),          cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_rfc3339_rejects),  cmocka_unit_test(test_duration),
         cmocka_unit_test(test_file_atomic),      cmocka_unit_test(test_secret),
+        cmocka_unit_test(test_text),
     };
     return cmocka_run_group_tests_name("common", tests, NULL, NULL);
 }
