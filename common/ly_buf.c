@@ -85,6 +85,11 @@ static int buf_reserve(struct ly_buf *b, size_t extra, struct ly_error *err)
     return 0;
 }
 
+int ly_buf_reserve(struct ly_buf *b, size_t extra, struct ly_error *err)
+{
+    return buf_reserve(b, extra, err);
+}
+
 int ly_buf_append(struct ly_buf *b, const void *data, size_t len, struct ly_error *err)
 {
     int rc = buf_reserve(b, len, err);

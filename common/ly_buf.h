@@ -36,6 +36,12 @@ int ly_buf_append_str(struct ly_buf *b, const char *s, struct ly_error *err) LY_
 int ly_buf_appendf(struct ly_buf *b, struct ly_error *err, const char *fmt, ...) LY_MUST_USE
     LY_PRINTF(3, 4);
 
+/*
+ * Make room for `extra` more bytes (plus the trailing NUL) without changing len, so a caller can
+ * write directly at data + len. Same failure rules as ly_buf_append.
+ */
+int ly_buf_reserve(struct ly_buf *b, size_t extra, struct ly_error *err) LY_MUST_USE;
+
 /* Drop contents but keep the allocation (wiped if secret). */
 void ly_buf_reset(struct ly_buf *b);
 
