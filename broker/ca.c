@@ -7,6 +7,8 @@
 #define _GNU_SOURCE
 #include "ca.h"
 
+#include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +27,11 @@
 
 #define CA_PATH_MAX 4096
 
+/* At most this many CAs are published at once (the meta list and the bundle stay small). */
+#define CA_MAX_PUBLISHED 16
+/* The meta key listing the `ca` ids published in the bundle (the next CA is always published). */
+#define CA_META_PUBLISHED "bundle_cas"
+
 struct ca_state {
     char data_dir[CA_PATH_MAX];
     char td[SPIFFEID_TD_MAX_LEN + 1];
@@ -32,10 +39,14 @@ struct ca_state {
     struct x509svid_ca *signer; /* the active CA, ready to mint; borrows ca_key */
     struct svid_key *ca_key;
     int64_t ca_id;
+    int64_t ca_not_after;
     struct svid_key *jwt_key;
     char kid[128];
     int64_t refresh_hint;
     uint64_t sequence;
+    int64_t next_event;         /* when ca_maintain is next due; INT64_MAX for never */
+    int schedule_ok;            /* 0 after a failed maintenance: retry soon */
+    int64_t failed_at;
 };
 
 static int path_join(char *out, size_t outsz, const char *dir, const char *name,
@@ -170,6 +181,331 @@ static int open_store(const char *data_dir, struct store **out, struct ly_error 
     return store_open(path, out, err);
 }
 
+/* ---- rotation state ---------------------------------------------------------------------- */
+
+/*
+ * Make `row` this handle's signer: load its key file, check it matches the certificate and
+ * swap it in. On failure the current signer stays as it was.
+ */
+static int load_signer(struct ca_state *ca, const struct store_ca *row, struct ly_error *err)
+{
+    struct svid_key *key = NULL;
+    struct x509svid_ca *signer = NULL;
+    int rc;
+
+    rc = load_key_file(ca->data_dir, row->key_file, &key, err);
+    if (rc < 0) {
+        return rc;
+    }
+    /* The signer borrows the key and checks that it matches the certificate. */
+    rc = x509svid_ca_new(row->cert_der, row->cert_len, key, &signer, err);
+    if (rc < 0) {
+        (void)ly_error_wrap(err, "loading CA %lld", (long long)row->id);
+        svid_key_free(key);
+        return rc;
+    }
+    x509svid_ca_free(ca->signer);
+    svid_key_free(ca->ca_key);
+    ca->signer = signer;
+    ca->ca_key = key;
+    ca->ca_id = row->id;
+    ca->ca_not_after = x509svid_ca_not_after(signer);
+    return 0;
+}
+
+/* What the store says about the X.509 CAs, read fresh for every decision. */
+struct rot {
+    struct store_ca *cas; /* newest first */
+    size_t n_cas;
+    const struct store_ca *active; /* points into cas */
+    struct store_ca next;          /* the prepared next CA, when has_next */
+    int has_next;
+    int64_t published[CA_MAX_PUBLISHED]; /* `ca` ids in the bundle */
+    size_t n_published;
+    int recorded; /* 0: a data directory from before rotation, list derived from validity */
+    uint64_t sequence;
+};
+
+static void rot_free(struct rot *r)
+{
+    store_ca_list_free(r->cas, r->n_cas);
+    free(r->next.cert_der);
+    memset(r, 0, sizeof(*r));
+}
+
+static int parse_u64(const char *v, uint64_t *out)
+{
+    char *end = NULL;
+    unsigned long long x;
+
+    if (v[0] < '0' || v[0] > '9') {
+        return -1;
+    }
+    errno = 0;
+    x = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0') {
+        return -1;
+    }
+    *out = (uint64_t)x;
+    return 0;
+}
+
+/* Parse "3,2" into ids; -1 when malformed or too long. */
+static int parse_published(const char *v, int64_t *ids, size_t *n)
+{
+    char num[24];
+    size_t k = 0;
+    uint64_t x;
+
+    *n = 0;
+    if (v[0] == '\0') {
+        return 0;
+    }
+    for (;;) {
+        size_t len = strcspn(v, ",");
+        if (len == 0 || len >= sizeof(num) || *n == CA_MAX_PUBLISHED) {
+            return -1;
+        }
+        memcpy(num, v, len);
+        num[len] = '\0';
+        if (parse_u64(num, &x) < 0 || x > (uint64_t)INT64_MAX) {
+            return -1;
+        }
+        ids[k++] = (int64_t)x;
+        *n = k;
+        if (v[len] == '\0') {
+            return 0;
+        }
+        v += len + 1;
+    }
+}
+
+static int is_published(const struct rot *r, int64_t id)
+{
+    size_t i;
+
+    for (i = 0; i < r->n_published; i++) {
+        if (r->published[i] == id) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int rot_load(struct ca_state *ca, int64_t now, struct rot *r, struct ly_error *err)
+{
+    char buf[CA_MAX_PUBLISHED * 24];
+    struct ly_error probe;
+    size_t i;
+    int rc;
+
+    memset(r, 0, sizeof(*r));
+    rc = store_meta_get(ca->store, "bundle_sequence", buf, sizeof(buf), err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (parse_u64(buf, &r->sequence) < 0) {
+        return ly_error_setx(err, LY_ERR_IO, 0, "database: bad bundle sequence");
+    }
+    rc = store_ca_list(ca->store, &r->cas, &r->n_cas, err);
+    if (rc < 0) {
+        goto fail;
+    }
+    for (i = 0; i < r->n_cas && r->active == NULL; i++) {
+        if (strcmp(r->cas[i].status, "active") == 0) {
+            r->active = &r->cas[i];
+        }
+    }
+    if (r->active == NULL) {
+        rc = ly_error_setx(err, LY_ERR_IO, 0, "no active CA recorded in %s", ca->data_dir);
+        goto fail;
+    }
+    rc = store_ca_next_get(ca->store, &r->next, &r->has_next, err);
+    if (rc < 0) {
+        goto fail;
+    }
+    ly_error_clear(&probe);
+    rc = store_meta_get(ca->store, CA_META_PUBLISHED, buf, sizeof(buf), &probe);
+    if (rc == 0) {
+        if (parse_published(buf, r->published, &r->n_published) < 0) {
+            rc = ly_error_setx(err, LY_ERR_IO, 0, "database: bad list of published CAs");
+            goto fail;
+        }
+        r->recorded = 1;
+        return 0;
+    }
+    if (probe.code != LY_ERR_USAGE) {
+        rc = ly_error_setx(err, probe.code, 0, "%s", probe.msg);
+        goto fail;
+    }
+    /* Written before rotation existed: every CA still valid was published. */
+    for (i = 0; i < r->n_cas && r->n_published < CA_MAX_PUBLISHED; i++) {
+        if (r->cas[i].not_after > now) {
+            r->published[r->n_published++] = r->cas[i].id;
+        }
+    }
+    return 0;
+fail:
+    rot_free(r);
+    return rc;
+}
+
+/* 1/2 of the active CA's life: when the next CA is prepared. */
+static int64_t prepare_time(const struct store_ca *active)
+{
+    int64_t life = active->not_after - active->not_before;
+
+    return active->not_before + life / 2;
+}
+
+/*
+ * 5/6 of the active CA's life: when the next CA takes over; if it was prepared late, halfway
+ * between its preparation and the old CA's end, so it is published for a while before it signs.
+ */
+static int64_t takeover_time(const struct store_ca *active, const struct store_ca *next)
+{
+    int64_t life = active->not_after - active->not_before;
+    int64_t at = active->not_before + (life - life / 6);
+    int64_t lead = next->not_before + life / 3;
+    int64_t half = next->not_before + (active->not_after - next->not_before) / 2;
+    int64_t late = lead < half ? lead : half;
+
+    return late > at ? late : at;
+}
+
+/*
+ * The `ca` ids the bundle should publish at `now`: the active CA, plus each published retired
+ * CA that still vouches for an unexpired SVID. *drop_at gets the earliest time one of those
+ * retired CAs may leave (INT64_MAX when none).
+ */
+static int wanted_published(struct ca_state *ca, const struct rot *r, int64_t now, int64_t *ids,
+                            size_t *n, int64_t *drop_at, struct ly_error *err)
+{
+    size_t i;
+    int rc;
+
+    *n = 0;
+    *drop_at = INT64_MAX;
+    for (i = 0; i < r->n_cas; i++) {
+        const struct store_ca *c = &r->cas[i];
+        int64_t until = 0;
+        int found = 0;
+
+        if (c == r->active) {
+            ids[(*n)++] = c->id;
+            continue;
+        }
+        if (!is_published(r, c->id) || c->not_after <= now) {
+            continue; /* gone already, or its certificate can no longer vouch for anything */
+        }
+        rc = store_svid_max_not_after(ca->store, c->id, &until, &found, err);
+        if (rc < 0) {
+            return rc;
+        }
+        /* RFC 5280 §4.1.2.5: notAfter itself is still inside the validity period. */
+        if (!found || until < now) {
+            continue;
+        }
+        if (*n == CA_MAX_PUBLISHED) {
+            return ly_error_setx(err, LY_ERR_INTERNAL, 0, "too many published CAs");
+        }
+        ids[(*n)++] = c->id;
+        /* It leaves after its last SVID expires, or when it expires itself if that is sooner. */
+        if (until + 1 < *drop_at) {
+            *drop_at = until + 1;
+        }
+        if (c->not_after < *drop_at) {
+            *drop_at = c->not_after;
+        }
+    }
+    return 0;
+}
+
+static int same_ids(const int64_t *a, size_t na, const struct rot *r)
+{
+    size_t i;
+
+    if (na != r->n_published) {
+        return 0;
+    }
+    for (i = 0; i < na; i++) {
+        if (!is_published(r, a[i])) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Record the published list (inside the caller's transaction). */
+static int write_published(struct ca_state *ca, const int64_t *ids, size_t n,
+                           struct ly_error *err)
+{
+    char buf[CA_MAX_PUBLISHED * 24];
+    size_t off = 0;
+    size_t i;
+
+    buf[0] = '\0';
+    for (i = 0; i < n; i++) {
+        int k = snprintf(buf + off, sizeof(buf) - off, "%s%lld", i ? "," : "", (long long)ids[i]);
+        if (k < 0 || (size_t)k >= sizeof(buf) - off) {
+            return ly_error_setx(err, LY_ERR_INTERNAL, 0, "published CA list too long");
+        }
+        off += (size_t)k;
+    }
+    return store_meta_set(ca->store, CA_META_PUBLISHED, buf, err);
+}
+
+/* Bump the bundle sequence inside the caller's transaction; the new value goes to *seq. */
+static int bump_sequence(struct ca_state *ca, uint64_t *seq, struct ly_error *err)
+{
+    char buf[32];
+    uint64_t v;
+    int rc = store_meta_get(ca->store, "bundle_sequence", buf, sizeof(buf), err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (parse_u64(buf, &v) < 0 || v == UINT64_MAX) {
+        return ly_error_setx(err, LY_ERR_IO, 0, "database: bad bundle sequence");
+    }
+    v++;
+    (void)snprintf(buf, sizeof(buf), "%llu", (unsigned long long)v); /* fits */
+    rc = store_meta_set(ca->store, "bundle_sequence", buf, err);
+    if (rc == 0) {
+        *seq = v;
+    }
+    return rc;
+}
+
+/* Recompute when ca_maintain is next due, from the store (read-only). */
+static int refresh_schedule(struct ca_state *ca, int64_t now, struct ly_error *err)
+{
+    struct rot r;
+    int64_t ids[CA_MAX_PUBLISHED];
+    size_t n;
+    int64_t ev;
+    int64_t drop_at;
+    int rc;
+
+    rc = rot_load(ca, now, &r, err);
+    if (rc < 0) {
+        return rc;
+    }
+    ca->sequence = r.sequence;
+    ev = r.has_next ? takeover_time(r.active, &r.next) : prepare_time(r.active);
+    rc = wanted_published(ca, &r, now, ids, &n, &drop_at, err);
+    if (rc == 0) {
+        /* A retired CA whose SVIDs have all expired is due to leave at once. */
+        if (!r.recorded || !same_ids(ids, n, &r)) {
+            drop_at = now;
+        }
+        ca->next_event = drop_at < ev ? drop_at : ev;
+        ca->schedule_ok = 1;
+    }
+    rot_free(&r);
+    return rc;
+}
+
 int ca_init(const char *data_dir, const struct ca_init_params *p, struct ly_error *err)
 {
     struct store *st = NULL;
@@ -276,6 +612,11 @@ int ca_init(const char *data_dir, const struct ca_init_params *p, struct ly_erro
     if (rc < 0) {
         goto out;
     }
+    (void)snprintf(seq, sizeof(seq), "%lld", (long long)id);
+    rc = store_meta_set(st, CA_META_PUBLISHED, seq, err);
+    if (rc < 0) {
+        goto out;
+    }
     (void)snprintf(seq, sizeof(seq), "1");
     rc = store_meta_set(st, "bundle_sequence", seq, err);
     if (rc == 0) {
@@ -371,17 +712,10 @@ int ca_open(const char *data_dir, struct ca_state **out, struct ly_error *err)
         rc = ly_error_setx(err, LY_ERR_IO, 0, "no active CA recorded in %s", data_dir);
         goto fail;
     }
-    rc = load_key_file(data_dir, cas[i].key_file, &ca->ca_key, err);
+    rc = load_signer(ca, &cas[i], err);
     if (rc < 0) {
         goto fail;
     }
-    /* The signer borrows the key and checks that it matches the certificate. */
-    rc = x509svid_ca_new(cas[i].cert_der, cas[i].cert_len, ca->ca_key, &ca->signer, err);
-    if (rc < 0) {
-        (void)ly_error_wrap(err, "loading CA %lld", (long long)cas[i].id);
-        goto fail;
-    }
-    ca->ca_id = cas[i].id;
     rc = store_jwt_key_list(ca->store, &jks, &n_jks, err);
     if (rc < 0) {
         goto fail;
@@ -405,6 +739,10 @@ int ca_open(const char *data_dir, struct ca_state **out, struct ly_error *err)
         goto fail;
     }
     (void)snprintf(ca->kid, sizeof(ca->kid), "%s", jks[i].kid);
+    rc = refresh_schedule(ca, ly_time_now(), err);
+    if (rc < 0) {
+        goto fail;
+    }
     store_ca_list_free(cas, n_cas);
     store_jwt_key_list_free(jks, n_jks);
     *out = ca;
@@ -436,28 +774,34 @@ const char *ca_trust_domain(const struct ca_state *ca)
 int ca_bundle(struct ca_state *ca, int64_t now, struct bundle **out, struct ly_error *err)
 {
     struct bundle *b = NULL;
-    struct store_ca *cas = NULL;
-    size_t n_cas = 0;
+    struct rot r;
     struct store_jwt_key *jks = NULL;
     size_t n_jks = 0;
     size_t i;
     int rc;
 
     *out = NULL;
-    rc = bundle_new(ca->td, &b, err);
+    rc = rot_load(ca, now, &r, err);
     if (rc < 0) {
         return rc;
     }
-    rc = store_ca_list(ca->store, &cas, &n_cas, err);
+    rc = bundle_new(ca->td, &b, err);
     if (rc < 0) {
         goto fail;
     }
-    for (i = 0; i < n_cas; i++) {
+    /* Newest first: the prepared next CA, then the published `ca` rows by descending id. */
+    if (r.has_next && r.next.not_after > now) {
+        rc = bundle_add_x509_authority(b, r.next.cert_der, r.next.cert_len, err);
+        if (rc < 0) {
+            goto fail;
+        }
+    }
+    for (i = 0; i < r.n_cas; i++) {
         /* An expired CA can no longer vouch for anything: leave it out. */
-        if (cas[i].not_after <= now) {
+        if (!is_published(&r, r.cas[i].id) || r.cas[i].not_after <= now) {
             continue;
         }
-        rc = bundle_add_x509_authority(b, cas[i].cert_der, cas[i].cert_len, err);
+        rc = bundle_add_x509_authority(b, r.cas[i].cert_der, r.cas[i].cert_len, err);
         if (rc < 0) {
             goto fail;
         }
@@ -472,14 +816,15 @@ int ca_bundle(struct ca_state *ca, int64_t now, struct bundle **out, struct ly_e
             goto fail;
         }
     }
-    bundle_set_sequence(b, ca->sequence);
+    ca->sequence = r.sequence;
+    bundle_set_sequence(b, r.sequence);
     bundle_set_refresh_hint(b, ca->refresh_hint);
-    store_ca_list_free(cas, n_cas);
+    rot_free(&r);
     store_jwt_key_list_free(jks, n_jks);
     *out = b;
     return 0;
 fail:
-    store_ca_list_free(cas, n_cas);
+    rot_free(&r);
     store_jwt_key_list_free(jks, n_jks);
     bundle_free(b);
     return rc;
@@ -489,9 +834,16 @@ int ca_mint_x509(struct ca_state *ca, const struct spiffeid *id, const uint8_t *
                  size_t spki_len, int64_t ttl, const char *const *dns, size_t n_dns,
                  struct ly_buf *cert_der, struct ly_error *err)
 {
+    return ca_mint_x509_at(ca, id, spki, spki_len, ttl, dns, n_dns, ly_time_now(), cert_der,
+                           err);
+}
+
+int ca_mint_x509_at(struct ca_state *ca, const struct spiffeid *id, const uint8_t *spki,
+                    size_t spki_len, int64_t ttl, const char *const *dns, size_t n_dns,
+                    int64_t now, struct ly_buf *cert_der, struct ly_error *err)
+{
     struct x509svid_info info;
     struct store_svid rec;
-    int64_t now = ly_time_now();
     int rc;
 
     ly_buf_init(cert_der, 0);
@@ -538,4 +890,333 @@ int ca_mint_jwt(struct ca_state *ca, const struct spiffeid *id, const char *cons
                              id->str, ca->td);
     }
     return jwtsvid_mint(ca->jwt_key, ca->kid, id, aud, n_aud, ly_time_now(), ttl, out, err);
+}
+
+/* ---- CA rotation ------------------------------------------------------------------------- */
+
+/*
+ * Prepare the next CA at `now`: same key type and lifetime as the active one. Its key file is
+ * written first under a fresh name; one transaction then records it in the next-CA slot and
+ * bumps the bundle sequence. If that fails the key file is removed again.
+ */
+static int step_prepare(struct ca_state *ca, const struct rot *r, int64_t now,
+                        struct ly_error *err)
+{
+    struct svid_key *key = NULL;
+    struct ly_buf cert;
+    struct x509svid_info info;
+    struct store_ca rec;
+    enum svid_key_type type;
+    int64_t life = r->active->not_after - r->active->not_before;
+    uint64_t seq = 0;
+    int in_tx = 0;
+    int rc;
+
+    ly_buf_init(&cert, 0);
+    memset(&rec, 0, sizeof(rec));
+    if (life <= 0) {
+        return ly_error_setx(err, LY_ERR_IO, 0, "database: CA %lld has no lifetime",
+                             (long long)r->active->id);
+    }
+    rc = svid_key_type_parse(r->active->key_type, &type, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = svid_key_generate(type, &key, err);
+    if (rc < 0) {
+        goto out;
+    }
+    /*
+     * Back-dated as leaves are, so a peer whose clock is a little behind accepts it as soon as
+     * it signs (which matters when `ca rotate` makes it sign at once).
+     */
+    rc = x509svid_ca_create(key, ca->td, now - X509SVID_LEAF_BACKDATE, life, &cert, err);
+    if (rc == 0) {
+        rc = x509svid_cert_info(cert.data, cert.len, &info, err);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    rc = write_key_file(ca->data_dir, "ca", key, rec.key_file, sizeof(rec.key_file), err);
+    if (rc < 0) {
+        goto out;
+    }
+    (void)snprintf(rec.key_type, sizeof(rec.key_type), "%s", svid_key_type_name(type));
+    rec.cert_der = cert.data;
+    rec.cert_len = cert.len;
+    rec.not_before = info.not_before;
+    rec.not_after = info.not_after;
+    rc = store_begin(ca->store, err);
+    if (rc < 0) {
+        goto out;
+    }
+    in_tx = 1;
+    rc = store_ca_next_put(ca->store, &rec, err);
+    if (rc == 0) {
+        rc = bump_sequence(ca, &seq, err);
+    }
+    if (rc == 0 && !r->recorded) {
+        rc = write_published(ca, r->published, r->n_published, err);
+    }
+    if (rc == 0) {
+        rc = store_commit(ca->store, err);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    in_tx = 0;
+    ca->sequence = seq;
+out:
+    if (in_tx) {
+        store_rollback(ca->store);
+    }
+    if (rc < 0) {
+        remove_key_file(ca->data_dir, rec.key_file);
+        (void)ly_error_wrap(err, "preparing the next CA");
+    }
+    ly_buf_free(&cert);
+    svid_key_free(key);
+    return rc;
+}
+
+/*
+ * The prepared CA takes over: its key is loaded and checked first (nothing changes if that
+ * fails), then one transaction records it as the active `ca` row, retires the old one, empties
+ * the slot and adds it to the published list (the bundle's content does not change). Only
+ * after the commit does this handle sign with it.
+ */
+static int step_takeover(struct ca_state *ca, const struct rot *r, struct ly_error *err)
+{
+    struct svid_key *key = NULL;
+    struct x509svid_ca *signer = NULL;
+    struct store_ca rec;
+    int64_t ids[CA_MAX_PUBLISHED];
+    size_t n = r->n_published;
+    int64_t id = 0;
+    int in_tx = 0;
+    int rc;
+
+    rc = load_key_file(ca->data_dir, r->next.key_file, &key, err);
+    if (rc < 0) {
+        goto out;
+    }
+    rc = x509svid_ca_new(r->next.cert_der, r->next.cert_len, key, &signer, err);
+    if (rc < 0) {
+        goto out;
+    }
+    if (n == CA_MAX_PUBLISHED) {
+        rc = ly_error_setx(err, LY_ERR_INTERNAL, 0, "too many published CAs");
+        goto out;
+    }
+    memcpy(ids, r->published, n * sizeof(ids[0]));
+    rec = r->next;
+    (void)snprintf(rec.status, sizeof(rec.status), "active");
+    rc = store_begin(ca->store, err);
+    if (rc < 0) {
+        goto out;
+    }
+    in_tx = 1;
+    rc = store_ca_add(ca->store, &rec, &id, err);
+    if (rc == 0) {
+        rc = store_ca_set_status(ca->store, r->active->id, "retired", err);
+    }
+    if (rc == 0) {
+        rc = store_ca_next_clear(ca->store, err);
+    }
+    if (rc == 0) {
+        ids[n++] = id;
+        rc = write_published(ca, ids, n, err);
+    }
+    if (rc == 0) {
+        rc = store_commit(ca->store, err);
+    }
+    if (rc < 0) {
+        goto out;
+    }
+    in_tx = 0;
+    x509svid_ca_free(ca->signer);
+    svid_key_free(ca->ca_key);
+    ca->signer = signer;
+    ca->ca_key = key;
+    ca->ca_id = id;
+    ca->ca_not_after = x509svid_ca_not_after(signer);
+    signer = NULL;
+    key = NULL;
+out:
+    if (in_tx) {
+        store_rollback(ca->store);
+    }
+    if (rc < 0) {
+        (void)ly_error_wrap(err, "switching to the next CA");
+    }
+    x509svid_ca_free(signer);
+    svid_key_free(key);
+    return rc;
+}
+
+/*
+ * Drop retired CAs whose SVIDs have all expired from the published list (sequence + 1), and
+ * record the list for a data directory from before rotation. *dropped is 1 when the bundle
+ * changed.
+ */
+static int step_prune(struct ca_state *ca, const struct rot *r, int64_t now, int *dropped,
+                      struct ly_error *err)
+{
+    int64_t ids[CA_MAX_PUBLISHED];
+    size_t n;
+    int64_t drop_at;
+    uint64_t seq = ca->sequence;
+    int differ;
+    int rc;
+
+    *dropped = 0;
+    rc = wanted_published(ca, r, now, ids, &n, &drop_at, err);
+    if (rc < 0) {
+        return rc;
+    }
+    differ = !same_ids(ids, n, r);
+    if (!differ && r->recorded) {
+        return 0;
+    }
+    rc = store_begin(ca->store, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = write_published(ca, ids, n, err);
+    if (rc == 0 && differ) {
+        rc = bump_sequence(ca, &seq, err);
+    }
+    if (rc == 0) {
+        rc = store_commit(ca->store, err);
+    }
+    if (rc < 0) {
+        store_rollback(ca->store);
+        return ly_error_wrap(err, "removing retired CAs from the bundle");
+    }
+    ca->sequence = seq;
+    *dropped = differ;
+    return 0;
+}
+
+/* Adopt what another process may have changed: the sequence, and which CA signs. */
+static int sync_active(struct ca_state *ca, const struct rot *r, int *changed,
+                       struct ly_error *err)
+{
+    int rc;
+
+    if (r->sequence != ca->sequence) {
+        ca->sequence = r->sequence;
+        *changed |= CA_CHANGED_BUNDLE;
+    }
+    if (r->active->id != ca->ca_id) {
+        rc = load_signer(ca, r->active, err);
+        if (rc < 0) {
+            return rc;
+        }
+        *changed |= CA_CHANGED_SIGNER;
+    }
+    return 0;
+}
+
+static int maintain(struct ca_state *ca, int64_t now, int force, int *changed,
+                    struct ly_error *err)
+{
+    struct rot r;
+    int dropped = 0;
+    int rc;
+
+    rc = rot_load(ca, now, &r, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sync_active(ca, &r, changed, err);
+    if (rc < 0) {
+        goto out;
+    }
+    if (!r.has_next && (force || now >= prepare_time(r.active))) {
+        rc = step_prepare(ca, &r, now, err);
+        if (rc < 0) {
+            goto out;
+        }
+        *changed |= CA_CHANGED_BUNDLE;
+        rot_free(&r);
+        rc = rot_load(ca, now, &r, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    if (r.has_next && (force || now >= takeover_time(r.active, &r.next))) {
+        rc = step_takeover(ca, &r, err);
+        if (rc < 0) {
+            goto out;
+        }
+        *changed |= CA_CHANGED_SIGNER;
+        rot_free(&r);
+        rc = rot_load(ca, now, &r, err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    /* A forced rotation keeps the old CA published; the next regular run prunes. */
+    if (!force) {
+        rc = step_prune(ca, &r, now, &dropped, err);
+        if (rc < 0) {
+            goto out;
+        }
+        if (dropped) {
+            *changed |= CA_CHANGED_BUNDLE;
+        }
+    }
+out:
+    rot_free(&r);
+    return rc;
+}
+
+/* Run a rotation pass and keep the schedule honest whatever happened. */
+static int maintain_and_schedule(struct ca_state *ca, int64_t now, int force, int *changed,
+                                 struct ly_error *err)
+{
+    int rc = maintain(ca, now, force, changed, err);
+
+    if (rc == 0) {
+        rc = refresh_schedule(ca, now, err);
+    }
+    if (rc < 0) {
+        ca->schedule_ok = 0;
+        ca->failed_at = now;
+    }
+    return rc;
+}
+
+int ca_maintain(struct ca_state *ca, int64_t now, int *changed, struct ly_error *err)
+{
+    *changed = 0;
+    return maintain_and_schedule(ca, now, 0, changed, err);
+}
+
+int ca_rotate_now(struct ca_state *ca, int64_t now, struct ly_error *err)
+{
+    int changed = 0;
+
+    return maintain_and_schedule(ca, now, 1, &changed, err);
+}
+
+int64_t ca_next_event(const struct ca_state *ca, int64_t now)
+{
+    if (!ca->schedule_ok) {
+        /* After a failure, retry soon (counted from the failure, not from each call). */
+        int64_t base = ca->failed_at < now ? ca->failed_at : now;
+        return base + CA_RETRY_DELAY;
+    }
+    return ca->next_event;
+}
+
+int64_t ca_active_id(const struct ca_state *ca)
+{
+    return ca->ca_id;
+}
+
+int64_t ca_active_not_after(const struct ca_state *ca)
+{
+    return ca->ca_not_after;
 }

@@ -2,8 +2,9 @@
  * ca: the trust domain's authorities on disk. `ca_init` creates the X.509 CA (key + self-signed
  * certificate) and the JWT signing key, writes each key 0600 and atomically under
  * <data>/keys/, and records them in the store in one transaction; `ca_open` loads them back to
- * mint X509-SVIDs and JWT-SVIDs and to publish the bundle. Every issued X509-SVID is recorded
- * (serial, SPIFFE ID, not-after, fingerprint), never its key. Not thread-safe per handle.
+ * mint X509-SVIDs and JWT-SVIDs and to publish the bundle; `ca_maintain` rotates the X.509 CA on
+ * its schedule. Every issued X509-SVID is recorded (serial, SPIFFE ID, not-after, fingerprint),
+ * never its key. Not thread-safe per handle.
  */
 #ifndef CA_H
 #define CA_H
@@ -55,8 +56,10 @@ void ca_close(struct ca_state *ca);
 const char *ca_trust_domain(const struct ca_state *ca);
 
 /*
- * This trust domain's bundle: every CA certificate still valid at `now` (active and retired) and
- * every JWT key, with the sequence number and refresh hint. Caller frees with bundle_free.
+ * This trust domain's bundle: the published X.509 CAs (the prepared next CA, the active one and
+ * each retired one that still vouches for an unexpired SVID; see ca_maintain) whose certificate
+ * is still valid at `now`, every JWT key, the sequence number and the refresh hint. Caller frees
+ * with bundle_free.
  */
 int ca_bundle(struct ca_state *ca, int64_t now, struct bundle **out, struct ly_error *err)
     LY_MUST_USE;
@@ -71,9 +74,69 @@ int ca_mint_x509(struct ca_state *ca, const struct spiffeid *id, const uint8_t *
                  size_t spki_len, int64_t ttl, const char *const *dns, size_t n_dns,
                  struct ly_buf *cert_der, struct ly_error *err) LY_MUST_USE;
 
+/* As ca_mint_x509(), at the explicit time `now` (epoch seconds) instead of the wall clock. */
+int ca_mint_x509_at(struct ca_state *ca, const struct spiffeid *id, const uint8_t *spki,
+                    size_t spki_len, int64_t ttl, const char *const *dns, size_t n_dns,
+                    int64_t now, struct ly_buf *cert_der, struct ly_error *err) LY_MUST_USE;
+
 /* Mint a JWT-SVID (ES256) for `id` with the given audiences; token goes to out (secret). */
 int ca_mint_jwt(struct ca_state *ca, const struct spiffeid *id, const char *const *aud,
                 size_t n_aud, int64_t ttl, struct ly_buf *out, struct ly_error *err)
     LY_MUST_USE;
+
+/* ---- CA rotation ------------------------------------------------------------------------- */
+/*
+ * The X.509 CA rotates on its own lifetime L = notAfter - notBefore of the active CA:
+ *   1/2 L  the next CA (same key type, same lifetime) is prepared: its key file is written, it
+ *          is recorded as the next CA and published in the bundle (sequence + 1), and it signs
+ *          nothing yet;
+ *   5/6 L  it takes over signing; the old CA becomes "retired" and stays in the bundle (no
+ *          sequence change: the bundle's content is the same);
+ *   later  a retired CA leaves the bundle (sequence + 1) once every SVID it signed has expired
+ *          (the latest recorded not-after has passed) or its own certificate has.
+ * If the next CA could only be prepared late (the broker was down), it takes over halfway
+ * between its preparation and the old CA's notAfter instead, so it is always published before
+ * it signs, and at once if the old CA has already expired. An SVID never outlives its signer:
+ * minting clamps its notAfter to the CA's.
+ */
+
+/* Bits of *changed reported by ca_maintain(). */
+#define CA_CHANGED_BUNDLE 1 /* the published bundle changed (push it to bundle streams) */
+#define CA_CHANGED_SIGNER 2 /* another CA signs now (re-issue SVIDs signed by the old one) */
+
+/* How long ca_next_event() asks to wait before retrying after a failed ca_maintain(). */
+#define CA_RETRY_DELAY 10
+
+/*
+ * Perform every rotation step due at `now` (prepare, take over, drop retired CAs from the
+ * bundle), each idempotent and crash-safe: a new key file is written first under a fresh name,
+ * then one transaction records the step; a crash in between leaves at most an unreferenced key
+ * file, and a failed transaction removes it. It also picks up steps another process made (such
+ * as `lanyard ca rotate`), switching this handle to the CA the store says is active. Sets
+ * *changed to a CA_CHANGED_* mask (0 when nothing happened). On error, steps done before the
+ * failing one stay done and the handle keeps a consistent signer.
+ */
+int ca_maintain(struct ca_state *ca, int64_t now, int *changed, struct ly_error *err)
+    LY_MUST_USE;
+
+/*
+ * When ca_maintain() is next due (epoch seconds; at or before `now` means due now; INT64_MAX
+ * when nothing is scheduled). Computed by ca_open() and every ca_maintain()/ca_rotate_now();
+ * after a failure it is `now` + CA_RETRY_DELAY. Does no I/O.
+ */
+int64_t ca_next_event(const struct ca_state *ca, int64_t now);
+
+/*
+ * Force a rotation now (`lanyard ca rotate`): prepare the next CA unless one is prepared
+ * already, then make it take over at once. The old CA stays in the bundle until its SVIDs
+ * expire. Returns 0 or an error with nothing half-done (as ca_maintain).
+ */
+int ca_rotate_now(struct ca_state *ca, int64_t now, struct ly_error *err) LY_MUST_USE;
+
+/* The store id of the CA that signs now (changes when another CA takes over). */
+int64_t ca_active_id(const struct ca_state *ca);
+
+/* The active CA's notAfter (no SVID it signs lives longer). */
+int64_t ca_active_not_after(const struct ca_state *ca);
 
 #endif

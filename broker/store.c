@@ -4,15 +4,23 @@
  * no private key bytes: key files are referenced by name only.
  */
 #include "store.h"
+#include "store_internal.h"
 
+#include "../common/ly_text.h"
+#include "../common/ly_time.h"
+#include "entry.h"
+
+#include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 
 struct store {
     sqlite3 *db;
@@ -44,6 +52,41 @@ static const char *const schema_v1 =
     "  ca_id INTEGER NOT NULL REFERENCES ca(id),"
     "  issued_at INTEGER NOT NULL);"
     "CREATE INDEX svid_by_id ON svid(spiffe_id);";
+
+/*
+ * v2: registration entries. An entry's rows live in four tables written in one transaction; the
+ * child rows go with their entry (ON DELETE CASCADE, foreign_keys is on). selector_key is the
+ * SHA-256 of the sorted selector set, so (spiffe_id, selector_key) refuses exact duplicates even
+ * when two writers race. entry_selector(type, value) is indexed for attestation lookups.
+ */
+static const char *const schema_v2 =
+    "CREATE TABLE entry ("
+    "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+    "  spiffe_id TEXT NOT NULL,"
+    "  ttl INTEGER NOT NULL CHECK (ttl > 0),"
+    "  created_at INTEGER NOT NULL,"
+    "  hint TEXT,"
+    "  selector_key TEXT NOT NULL CHECK (length(selector_key) = 64));"
+    "CREATE UNIQUE INDEX entry_unique ON entry(spiffe_id, selector_key);"
+    "CREATE TABLE entry_selector ("
+    "  entry_id TEXT NOT NULL REFERENCES entry(id) ON DELETE CASCADE,"
+    "  type TEXT NOT NULL,"
+    "  value TEXT NOT NULL,"
+    "  PRIMARY KEY (entry_id, type, value)) WITHOUT ROWID;"
+    "CREATE INDEX entry_selector_by_value ON entry_selector(type, value);"
+    "CREATE TABLE entry_dns ("
+    "  entry_id TEXT NOT NULL REFERENCES entry(id) ON DELETE CASCADE,"
+    "  pos INTEGER NOT NULL,"
+    "  name TEXT NOT NULL,"
+    "  PRIMARY KEY (entry_id, pos),"
+    "  UNIQUE (entry_id, name)) WITHOUT ROWID;"
+    "CREATE TABLE entry_federates_with ("
+    "  entry_id TEXT NOT NULL REFERENCES entry(id) ON DELETE CASCADE,"
+    "  trust_domain TEXT NOT NULL,"
+    "  PRIMARY KEY (entry_id, trust_domain)) WITHOUT ROWID;";
+
+/* Schema steps, applied in order from the database's version to STORE_SCHEMA_VERSION. */
+static const char *const schema_steps[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
 
 static int db_error(struct store *s, struct ly_error *err, const char *what)
 {
@@ -87,13 +130,11 @@ static int step_done(struct store *s, sqlite3_stmt *st, const char *what, struct
     return 0;
 }
 
-static int migrate(struct store *s, struct ly_error *err)
+static int read_schema_version(struct store *s, int *version, struct ly_error *err)
 {
     sqlite3_stmt *st;
-    int version;
-    int rc;
+    int rc = prepare(s, "PRAGMA user_version", &st, err);
 
-    rc = prepare(s, "PRAGMA user_version", &st, err);
     if (rc < 0) {
         return rc;
     }
@@ -102,23 +143,63 @@ static int migrate(struct store *s, struct ly_error *err)
         (void)sqlite3_finalize(st);
         return rc;
     }
-    version = sqlite3_column_int(st, 0);
+    *version = sqlite3_column_int(st, 0);
     (void)sqlite3_finalize(st); /* read-only statement */
-    if (version == STORE_SCHEMA_VERSION) {
-        return 0;
+    if (*version < 0) {
+        return ly_error_setx(err, LY_ERR_IO, 0, "database: negative schema version %d",
+                             *version);
+    }
+    return 0;
+}
+
+/*
+ * Bring the schema up to `target` (STORE_SCHEMA_VERSION except in tests, which build older
+ * databases through this same code path to test upgrades).
+ */
+static int migrate(struct store *s, int target, struct ly_error *err)
+{
+    static const char *const set_version[STORE_SCHEMA_VERSION + 1] = {
+        "PRAGMA user_version = 0", "PRAGMA user_version = 1", "PRAGMA user_version = 2"};
+    int version;
+    int rc;
+
+    rc = read_schema_version(s, &version, err);
+    if (rc < 0) {
+        return rc;
     }
     if (version > STORE_SCHEMA_VERSION) {
         return ly_error_setx(err, LY_ERR_USAGE, 0,
                              "database schema version %d is newer than this lanyard (%d)",
                              version, STORE_SCHEMA_VERSION);
     }
+    if (version >= target) {
+        return 0;
+    }
     rc = exec_sql(s, "BEGIN IMMEDIATE", "begin migration", err);
     if (rc < 0) {
         return rc;
     }
-    rc = exec_sql(s, schema_v1, "creating schema", err);
+    /*
+     * Re-read the version inside the write transaction: another process may have migrated the
+     * file between our first look and BEGIN IMMEDIATE. All steps and the new user_version
+     * commit together, so a crash leaves the old schema intact, never a half-upgraded one.
+     */
+    rc = read_schema_version(s, &version, err);
+    if (rc == 0 && version > STORE_SCHEMA_VERSION) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, 0,
+                           "database schema version %d is newer than this lanyard (%d)",
+                           version, STORE_SCHEMA_VERSION);
+    }
+    if (rc == 0 && version >= target) {
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL); /* nothing was changed */
+        return 0;
+    }
+    for (; rc == 0 && version < target; version++) {
+        rc = exec_sql(s, schema_steps[version], "upgrading schema", err);
+    }
     if (rc == 0) {
-        rc = exec_sql(s, "PRAGMA user_version = 1", "setting schema version", err);
+        /* PRAGMA takes no bound parameters; the text is a fixed literal from the table. */
+        rc = exec_sql(s, set_version[target], "setting schema version", err);
     }
     if (rc == 0) {
         rc = exec_sql(s, "COMMIT", "commit migration", err);
@@ -130,6 +211,11 @@ static int migrate(struct store *s, struct ly_error *err)
 }
 
 int store_open(const char *path, struct store **out, struct ly_error *err)
+{
+    return store_open_version(path, STORE_SCHEMA_VERSION, out, err);
+}
+
+int store_open_version(const char *path, int version, struct store **out, struct ly_error *err)
 {
     struct store *s;
     int fd;
@@ -162,7 +248,11 @@ int store_open(const char *path, struct store **out, struct ly_error *err)
     if (rc < 0) {
         goto fail;
     }
-    rc = migrate(s, err);
+    if (version < 1 || version > STORE_SCHEMA_VERSION) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, 0, "no schema version %d", version);
+        goto fail;
+    }
+    rc = migrate(s, version, err);
     if (rc < 0) {
         goto fail;
     }
@@ -388,6 +478,238 @@ fail:
     return rc;
 }
 
+int store_ca_set_status(struct store *s, int64_t id, const char *status, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "UPDATE ca SET status = ?1 WHERE id = ?2", &st, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, status, -1, SQLITE_TRANSIENT) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, id) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st);
+        return rc;
+    }
+    rc = step_done(s, st, "changing CA status", err);
+    if (rc == 0 && sqlite3_changes(s->db) != 1) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "no CA %lld recorded", (long long)id);
+    }
+    return rc;
+}
+
+/* The next-CA slot's settings; see store.h for why it is not a `ca` row. */
+#define NEXT_KEY_TYPE "ca_next.key_type"
+#define NEXT_KEY_FILE "ca_next.key_file"
+#define NEXT_NOT_BEFORE "ca_next.not_before"
+#define NEXT_NOT_AFTER "ca_next.not_after"
+#define NEXT_CERT "ca_next.cert"
+#define NEXT_CERT_MAX (64u * 1024u) /* DER bytes; the hex text is twice that */
+
+int store_meta_delete(struct store *s, const char *key, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "DELETE FROM meta WHERE key = ?1", &st, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st);
+        return rc;
+    }
+    return step_done(s, st, "removing setting", err);
+}
+
+/* A setting as a malloc'ed string: 1 found (*out set), 0 absent, < 0 error. */
+static int meta_get_alloc(struct store *s, const char *key, char **out, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    const unsigned char *v;
+    size_t n;
+    int rc = prepare(s, "SELECT value FROM meta WHERE key = ?1", &st, err);
+
+    *out = NULL;
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, key, -1, SQLITE_TRANSIENT) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        goto out;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = 0;
+        goto out;
+    }
+    if (rc != SQLITE_ROW) {
+        rc = db_error(s, err, "reading setting");
+        goto out;
+    }
+    v = sqlite3_column_text(st, 0);
+    n = (size_t)sqlite3_column_bytes(st, 0);
+    if (v == NULL || n > 2 * NEXT_CERT_MAX) {
+        rc = ly_error_setx(err, LY_ERR_IO, 0, "database: setting '%s' is malformed", key);
+        goto out;
+    }
+    *out = malloc(n + 1);
+    if (*out == NULL) {
+        rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+        goto out;
+    }
+    memcpy(*out, v, n);
+    (*out)[n] = '\0';
+    rc = 1;
+out:
+    (void)sqlite3_finalize(st); /* read-only */
+    return rc;
+}
+
+static int parse_i64(const char *v, int64_t *out)
+{
+    char *end = NULL;
+    long long x;
+
+    if (v == NULL || v[0] == '\0') {
+        return -1;
+    }
+    errno = 0;
+    x = strtoll(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0') {
+        return -1;
+    }
+    *out = (int64_t)x;
+    return 0;
+}
+
+static int hex_nibble(char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+int store_ca_next_put(struct store *s, const struct store_ca *ca, struct ly_error *err)
+{
+    static const char hx[] = "0123456789abcdef";
+    char num[32];
+    char *hex;
+    size_t i;
+    int rc;
+
+    if (ca->cert_len == 0 || ca->cert_len > NEXT_CERT_MAX) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "next CA certificate size out of range");
+    }
+    hex = malloc(2 * ca->cert_len + 1);
+    if (hex == NULL) {
+        return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+    }
+    for (i = 0; i < ca->cert_len; i++) {
+        hex[2 * i] = hx[ca->cert_der[i] >> 4];
+        hex[2 * i + 1] = hx[ca->cert_der[i] & 15];
+    }
+    hex[2 * ca->cert_len] = '\0';
+    rc = store_meta_set(s, NEXT_CERT, hex, err);
+    free(hex);
+    if (rc == 0) {
+        rc = store_meta_set(s, NEXT_KEY_TYPE, ca->key_type, err);
+    }
+    if (rc == 0) {
+        rc = store_meta_set(s, NEXT_KEY_FILE, ca->key_file, err);
+    }
+    if (rc == 0) {
+        (void)snprintf(num, sizeof(num), "%lld", (long long)ca->not_before); /* fits */
+        rc = store_meta_set(s, NEXT_NOT_BEFORE, num, err);
+    }
+    if (rc == 0) {
+        (void)snprintf(num, sizeof(num), "%lld", (long long)ca->not_after); /* fits */
+        rc = store_meta_set(s, NEXT_NOT_AFTER, num, err);
+    }
+    return rc;
+}
+
+int store_ca_next_get(struct store *s, struct store_ca *out, int *found, struct ly_error *err)
+{
+    static const char *const keys[5] = {NEXT_CERT, NEXT_KEY_TYPE, NEXT_KEY_FILE, NEXT_NOT_BEFORE,
+                                        NEXT_NOT_AFTER};
+    char *v[5] = {NULL, NULL, NULL, NULL, NULL};
+    int n_found = 0;
+    size_t hlen;
+    size_t i;
+    int rc = 0;
+
+    memset(out, 0, sizeof(*out));
+    *found = 0;
+    for (i = 0; i < 5; i++) {
+        rc = meta_get_alloc(s, keys[i], &v[i], err);
+        if (rc < 0) {
+            goto out;
+        }
+        n_found += rc;
+    }
+    rc = 0;
+    if (n_found == 0) {
+        goto out;
+    }
+    hlen = n_found == 5 ? strlen(v[0]) : 0;
+    if (n_found != 5 || hlen == 0 || hlen % 2 != 0 ||
+        strlen(v[1]) + 1 > sizeof(out->key_type) || strlen(v[2]) + 1 > sizeof(out->key_file) ||
+        parse_i64(v[3], &out->not_before) < 0 || parse_i64(v[4], &out->not_after) < 0) {
+        rc = ly_error_setx(err, LY_ERR_IO, 0, "database: the next-CA record is incomplete");
+        goto out;
+    }
+    out->cert_der = malloc(hlen / 2);
+    if (out->cert_der == NULL) {
+        rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+        goto out;
+    }
+    for (i = 0; i < hlen / 2; i++) {
+        int hi = hex_nibble(v[0][2 * i]);
+        int lo = hex_nibble(v[0][2 * i + 1]);
+        if (hi < 0 || lo < 0) {
+            rc = ly_error_setx(err, LY_ERR_IO, 0, "database: the next-CA certificate is corrupt");
+            goto out;
+        }
+        out->cert_der[i] = (uint8_t)(hi << 4 | lo);
+    }
+    out->cert_len = hlen / 2;
+    memcpy(out->key_type, v[1], strlen(v[1]) + 1);
+    memcpy(out->key_file, v[2], strlen(v[2]) + 1);
+    (void)snprintf(out->status, sizeof(out->status), "prepared");
+    *found = 1;
+out:
+    for (i = 0; i < 5; i++) {
+        free(v[i]);
+    }
+    if (rc < 0) {
+        free(out->cert_der);
+        memset(out, 0, sizeof(*out));
+    }
+    return rc;
+}
+
+int store_ca_next_clear(struct store *s, struct ly_error *err)
+{
+    static const char *const keys[5] = {NEXT_CERT, NEXT_KEY_TYPE, NEXT_KEY_FILE, NEXT_NOT_BEFORE,
+                                        NEXT_NOT_AFTER};
+    size_t i;
+    int rc;
+
+    for (i = 0; i < 5; i++) {
+        rc = store_meta_delete(s, keys[i], err);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int store_jwt_key_add(struct store *s, const struct store_jwt_key *k, struct ly_error *err)
 {
     sqlite3_stmt *st;
@@ -505,6 +827,35 @@ int store_svid_record(struct store *s, const struct store_svid *rec, struct ly_e
     return step_done(s, st, "recording issued SVID", err);
 }
 
+int store_svid_max_not_after(struct store *s, int64_t ca_id, int64_t *max_not_after, int *found,
+                             struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT max(not_after) FROM svid WHERE ca_id = ?1", &st, err);
+
+    *found = 0;
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_int64(st, 1, ca_id) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st);
+        return rc;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_error(s, err, "reading SVID expiry");
+        (void)sqlite3_finalize(st);
+        return rc;
+    }
+    /* max() over no rows is NULL: this CA signed nothing. */
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+        *max_not_after = sqlite3_column_int64(st, 0);
+        *found = 1;
+    }
+    (void)sqlite3_finalize(st); /* read-only */
+    return 0;
+}
+
 int store_svid_count(struct store *s, int64_t *count, struct ly_error *err)
 {
     sqlite3_stmt *st;
@@ -520,5 +871,774 @@ int store_svid_count(struct store *s, int64_t *count, struct ly_error *err)
     }
     *count = sqlite3_column_int64(st, 0);
     (void)sqlite3_finalize(st);
+    return 0;
+}
+
+/* ---- registration entries ---------------------------------------------------------------- */
+
+/*
+ * Open a write scope: BEGIN IMMEDIATE when no transaction is open (so the duplicate check and
+ * the inserts see one snapshot and no other writer interleaves), else a savepoint inside the
+ * caller's transaction. *own says which, for tx_end.
+ */
+static int tx_begin(struct store *s, int *own, struct ly_error *err)
+{
+    *own = sqlite3_get_autocommit(s->db) != 0;
+    return exec_sql(s, *own ? "BEGIN IMMEDIATE" : "SAVEPOINT lanyard_entry", "begin", err);
+}
+
+/* Commit (rc == 0) or undo (rc < 0) what tx_begin opened. Returns rc or the commit error. */
+static int tx_end(struct store *s, int own, int rc, struct ly_error *err)
+{
+    if (rc == 0) {
+        rc = exec_sql(s, own ? "COMMIT" : "RELEASE lanyard_entry", "commit", err);
+        if (rc == 0) {
+            return 0;
+        }
+    }
+    /* Undo; if that fails too SQLite rolls back on close, and rc already reports the cause. */
+    if (own) {
+        (void)sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+    } else {
+        (void)sqlite3_exec(s->db, "ROLLBACK TO lanyard_entry; RELEASE lanyard_entry", NULL, NULL,
+                           NULL);
+    }
+    return rc;
+}
+
+/* Bind text, or NULL when v is NULL. */
+static int bind_text(sqlite3_stmt *st, int i, const char *v)
+{
+    return v == NULL ? sqlite3_bind_null(st, i) : sqlite3_bind_text(st, i, v, -1, SQLITE_STATIC);
+}
+
+/* Run an INSERT of (entry_id, a[i]) rows, plus the position i as ?3 when with_pos is set. */
+static int insert_rows(struct store *s, const char *sql, const char *id, char *const *a,
+                       size_t n, int with_pos, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    size_t i;
+    int rc = prepare(s, sql, &st, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    for (i = 0; i < n; i++) {
+        if (sqlite3_reset(st) != SQLITE_OK ||
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            bind_text(st, 2, a[i]) != SQLITE_OK ||
+            (with_pos && sqlite3_bind_int64(st, 3, (sqlite3_int64)i) != SQLITE_OK)) {
+            rc = db_error(s, err, "bind");
+            break;
+        }
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_error(s, err, "recording entry");
+            break;
+        }
+    }
+    (void)sqlite3_finalize(st); /* errors were reported by step above */
+    return rc;
+}
+
+static void hex16(const uint8_t in[16], char out[33])
+{
+    static const char hx[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < 16; i++) {
+        out[2 * i] = hx[in[i] >> 4];
+        out[2 * i + 1] = hx[in[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static int new_entry_id(char out[ENTRY_ID_HEX_LEN + 1], struct ly_error *err)
+{
+    uint8_t rnd[16];
+    size_t got = 0;
+
+    while (got < sizeof(rnd)) {
+        ssize_t n = getrandom(rnd + got, sizeof(rnd) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return ly_error_set(err, LY_ERR_INTERNAL, 0, "getrandom");
+        }
+        got += (size_t)n;
+    }
+    hex16(rnd, out);
+    return 0;
+}
+
+/* The existing entry with this SPIFFE ID and selector key: 1 found (id copied), 0 none. */
+static int find_duplicate(struct store *s, const char *spiffe_id, const char *key,
+                          char dup[ENTRY_ID_HEX_LEN + 1], struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT id FROM entry WHERE spiffe_id = ?1 AND selector_key = ?2", &st,
+                     err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, spiffe_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        goto out;
+    }
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_DONE) {
+        rc = 0;
+    } else if (rc == SQLITE_ROW) {
+        rc = copy_text(dup, ENTRY_ID_HEX_LEN + 1, st, 0) < 0
+                 ? ly_error_setx(err, LY_ERR_IO, 0, "database: malformed entry id")
+                 : 1;
+    } else {
+        rc = db_error(s, err, "looking for a duplicate entry");
+    }
+out:
+    (void)sqlite3_finalize(st); /* read-only */
+    return rc;
+}
+
+int store_entry_add(struct store *s, struct entry *e, struct ly_error *err)
+{
+    char key[65];
+    char id[ENTRY_ID_HEX_LEN + 1];
+    char dup[ENTRY_ID_HEX_LEN + 1];
+    char **sel_types = NULL;
+    char **sel_values = NULL;
+    sqlite3_stmt *st = NULL;
+    int64_t now = ly_time_now();
+    size_t i;
+    int own = 0;
+    int rc;
+
+    if (e == NULL || e->spiffe_id == NULL || e->n_selectors == 0 ||
+        e->n_selectors > ENTRY_MAX_SELECTORS) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "store_entry_add: entry not validated (entry_validate first)");
+    }
+    rc = entry_selector_set_key(e, key, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = new_entry_id(id, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = tx_begin(s, &own, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = find_duplicate(s, e->spiffe_id, key, dup, err);
+    if (rc == 1) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, ENTRY_R_DUPLICATE,
+                           "an entry with the same SPIFFE ID and selectors already exists: %s",
+                           dup);
+    }
+    if (rc < 0) {
+        goto err;
+    }
+    rc = prepare(s,
+                 "INSERT INTO entry(id, spiffe_id, ttl, created_at, hint, selector_key)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                 &st, err);
+    if (rc < 0) {
+        goto err;
+    }
+    if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, e->spiffe_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 3, e->ttl) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 4, now) != SQLITE_OK || bind_text(st, 5, e->hint) != SQLITE_OK ||
+        sqlite3_bind_text(st, 6, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        goto err;
+    }
+    rc = step_done(s, st, "recording entry", err);
+    st = NULL; /* step_done finalized it */
+    if (rc < 0) {
+        goto err;
+    }
+    sel_types = calloc(e->n_selectors, sizeof(*sel_types));
+    sel_values = calloc(e->n_selectors, sizeof(*sel_values));
+    if (sel_types == NULL || sel_values == NULL) {
+        rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+        goto err;
+    }
+    for (i = 0; i < e->n_selectors; i++) {
+        /* Borrowed pointers: type names are static, values belong to the entry. */
+        sel_types[i] = (char *)(uintptr_t)entry_sel_type_name(e->selectors[i].type);
+        sel_values[i] = e->selectors[i].value;
+    }
+    rc = prepare(s, "INSERT INTO entry_selector(entry_id, type, value) VALUES (?1, ?2, ?3)",
+                 &st, err);
+    for (i = 0; rc == 0 && i < e->n_selectors; i++) {
+        if (sqlite3_reset(st) != SQLITE_OK ||
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 2, sel_types[i], -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 3, sel_values[i], -1, SQLITE_STATIC) != SQLITE_OK) {
+            rc = db_error(s, err, "bind");
+        } else if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_error(s, err, "recording entry selector");
+        }
+    }
+    (void)sqlite3_finalize(st); /* errors were reported above */
+    st = NULL;
+    if (rc == 0) {
+        rc = insert_rows(s, "INSERT INTO entry_dns(entry_id, name, pos) VALUES (?1, ?2, ?3)", id,
+                         e->dns, e->n_dns, 1, err);
+    }
+    if (rc == 0) {
+        rc = insert_rows(s,
+                         "INSERT INTO entry_federates_with(entry_id, trust_domain) VALUES (?1, ?2)",
+                         id, e->federates_with, e->n_federates_with, 0, err);
+    }
+    if (rc < 0) {
+        goto err;
+    }
+    rc = tx_end(s, own, 0, err);
+    if (rc == 0) {
+        memcpy(e->id, id, sizeof(id));
+        e->created_at = now;
+    }
+    free(sel_types);
+    free(sel_values);
+    return rc;
+err:
+    (void)sqlite3_finalize(st); /* NULL is a harmless no-op */
+    free(sel_types);
+    free(sel_values);
+    return tx_end(s, own, rc, err);
+}
+
+static int check_entry_id(const char *id, struct ly_error *err)
+{
+    char x[160];
+
+    if (id == NULL || !entry_id_valid(id, strlen(id))) {
+        return ly_error_setx(err, LY_ERR_PARSE, ENTRY_R_BAD_ENTRY_ID,
+                             "'%s' is not an entry id (32 lowercase hex digits)",
+                             id ? ly_text_escape(id, strlen(id), 64, x, sizeof(x)) : "(null)");
+    }
+    return 0;
+}
+
+int store_entry_delete(struct store *s, const char *id, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = check_entry_id(id, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    rc = prepare(s, "DELETE FROM entry WHERE id = ?1", &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st);
+        return rc;
+    }
+    /* One statement is atomic on its own; the child rows go with it by ON DELETE CASCADE. */
+    rc = step_done(s, st, "deleting entry", err);
+    if (rc == 0 && sqlite3_changes(s->db) != 1) {
+        return ly_error_setx(err, LY_ERR_USAGE, ENTRY_R_NOT_FOUND, "no entry with id %s", id);
+    }
+    return rc;
+}
+
+/* Append a malloc'ed copy of column col to (*v, *n). */
+static int push_text(char ***v, size_t *n, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    char **grown;
+    char *copy;
+
+    if (t == NULL) {
+        return -1;
+    }
+    copy = strdup((const char *)t);
+    if (copy == NULL) {
+        return -1;
+    }
+    grown = realloc(*v, (*n + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        free(copy);
+        return -1;
+    }
+    grown[*n] = copy;
+    *v = grown;
+    (*n)++;
+    return 0;
+}
+
+static int push_selector(struct entry *e, sqlite3_stmt *st, int tcol, int vcol)
+{
+    const char *t = (const char *)sqlite3_column_text(st, tcol);
+    const unsigned char *v = sqlite3_column_text(st, vcol);
+    struct entry_selector *grown;
+    enum entry_sel_type type;
+    char *copy;
+
+    if (t == NULL || v == NULL || entry_sel_type_parse(t, &type) < 0 ||
+        e->n_selectors >= ENTRY_MAX_SELECTORS) {
+        return -1;
+    }
+    copy = strdup((const char *)v);
+    if (copy == NULL) {
+        return -1;
+    }
+    grown = realloc(e->selectors, (e->n_selectors + 1) * sizeof(*grown));
+    if (grown == NULL) {
+        free(copy);
+        return -1;
+    }
+    grown[e->n_selectors].type = type;
+    grown[e->n_selectors].value = copy;
+    e->selectors = grown;
+    e->n_selectors++;
+    return 0;
+}
+
+static int sel_sort_cmp(const void *a, const void *b)
+{
+    return entry_selector_cmp(a, b);
+}
+
+/* Fill an entry's main fields from a row (id, spiffe_id, ttl, created_at, hint). */
+static int entry_from_row(sqlite3_stmt *st, struct entry **out)
+{
+    struct entry *e = entry_new();
+    const unsigned char *sid = sqlite3_column_text(st, 1);
+
+    *out = NULL;
+    if (e == NULL) {
+        return -1;
+    }
+    if (copy_text(e->id, sizeof(e->id), st, 0) < 0 || sid == NULL) {
+        goto err;
+    }
+    e->spiffe_id = strdup((const char *)sid);
+    if (e->spiffe_id == NULL) {
+        goto err;
+    }
+    e->ttl = sqlite3_column_int64(st, 2);
+    e->created_at = sqlite3_column_int64(st, 3);
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL) {
+        const unsigned char *h = sqlite3_column_text(st, 4);
+        if (h == NULL || (e->hint = strdup((const char *)h)) == NULL) {
+            goto err;
+        }
+    }
+    *out = e;
+    return 0;
+err:
+    entry_free(e);
+    return -1;
+}
+
+/*
+ * Load the child rows of a sorted array of entries (sorted by id) from a query whose rows are
+ * (entry_id, a[, b]) ordered by entry_id: a merge join, one pass over each table.
+ */
+enum child_kind { CHILD_SELECTOR, CHILD_DNS, CHILD_FED };
+
+static int load_children(struct store *s, sqlite3_stmt *st, struct entry **v, size_t n,
+                         enum child_kind kind, struct ly_error *err)
+{
+    size_t k = 0;
+    int rc;
+
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *eid = (const char *)sqlite3_column_text(st, 0);
+        int c = 1;
+        int bad;
+        if (eid == NULL) {
+            return ly_error_setx(err, LY_ERR_IO, 0, "database: malformed entry row");
+        }
+        while (k < n && (c = strcmp(v[k]->id, eid)) < 0) {
+            k++;
+        }
+        if (k == n) {
+            break; /* rows of entries not in this set (a single-entry load) are done */
+        }
+        if (c != 0) {
+            continue; /* an orphan row cannot exist with foreign keys on; skip it */
+        }
+        if (kind == CHILD_SELECTOR) {
+            bad = push_selector(v[k], st, 1, 2);
+        } else if (kind == CHILD_DNS) {
+            bad = push_text(&v[k]->dns, &v[k]->n_dns, st, 1);
+        } else {
+            bad = push_text(&v[k]->federates_with, &v[k]->n_federates_with, st, 1);
+        }
+        if (bad < 0) {
+            return ly_error_setx(err, LY_ERR_IO, 0,
+                                 "database: malformed or oversized rows for entry %s (or out of "
+                                 "memory)",
+                                 v[k]->id);
+        }
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return db_error(s, err, "reading entries");
+    }
+    return 0;
+}
+
+struct age_key {
+    int64_t created_at;
+    int64_t rowid;
+    struct entry *e;
+};
+
+static int age_cmp(const void *pa, const void *pb)
+{
+    const struct age_key *a = pa;
+    const struct age_key *b = pb;
+
+    if (a->created_at != b->created_at) {
+        return a->created_at < b->created_at ? -1 : 1;
+    }
+    return a->rowid < b->rowid ? -1 : (a->rowid > b->rowid);
+}
+
+/* Sort v (n entries) by (created_at, rowid) as recorded in order[2i], order[2i+1]. */
+static int sort_by_age(struct entry **v, const int64_t *order, size_t n, struct ly_error *err)
+{
+    struct age_key *k = calloc(n, sizeof(*k));
+    size_t i;
+
+    if (k == NULL) {
+        return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        k[i].created_at = order[2 * i];
+        k[i].rowid = order[2 * i + 1];
+        k[i].e = v[i];
+    }
+    qsort(k, n, sizeof(*k), age_cmp);
+    for (i = 0; i < n; i++) {
+        v[i] = k[i].e;
+    }
+    free(k);
+    return 0;
+}
+
+/*
+ * Load every entry (id == NULL) or the one with this id. The caller holds a read transaction
+ * so the four queries see one snapshot.
+ */
+static int load_entries(struct store *s, const char *id, struct entry ***out, size_t *n_out,
+                        struct ly_error *err)
+{
+    static const char *const q_all[4] = {
+        "SELECT id, spiffe_id, ttl, created_at, hint, rowid FROM entry ORDER BY id",
+        "SELECT entry_id, type, value FROM entry_selector ORDER BY entry_id",
+        "SELECT entry_id, name FROM entry_dns ORDER BY entry_id, pos",
+        "SELECT entry_id, trust_domain FROM entry_federates_with ORDER BY entry_id, "
+        "trust_domain",
+    };
+    static const char *const q_one[4] = {
+        "SELECT id, spiffe_id, ttl, created_at, hint, rowid FROM entry WHERE id = ?1",
+        "SELECT entry_id, type, value FROM entry_selector WHERE entry_id = ?1",
+        "SELECT entry_id, name FROM entry_dns WHERE entry_id = ?1 ORDER BY pos",
+        "SELECT entry_id, trust_domain FROM entry_federates_with WHERE entry_id = ?1 "
+        "ORDER BY trust_domain",
+    };
+    const char *const *q = id != NULL ? q_one : q_all;
+    struct entry **v = NULL;
+    int64_t *order = NULL; /* (created_at, rowid) per entry, for the final sort */
+    size_t n = 0;
+    size_t cap = 0;
+    sqlite3_stmt *st = NULL;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    *n_out = 0;
+    rc = prepare(s, q[0], &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (id != NULL && sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        goto err;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 16;
+            struct entry **nv = realloc(v, ncap * sizeof(*nv));
+            int64_t *no;
+            if (nv == NULL) {
+                rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+                goto err;
+            }
+            v = nv;
+            no = realloc(order, ncap * 2 * sizeof(*no));
+            if (no == NULL) {
+                rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+                goto err;
+            }
+            order = no;
+            cap = ncap;
+        }
+        if (entry_from_row(st, &v[n]) < 0) {
+            rc = ly_error_setx(err, LY_ERR_IO, 0, "database: malformed entry (or out of memory)");
+            goto err;
+        }
+        order[2 * n] = v[n]->created_at;
+        order[2 * n + 1] = sqlite3_column_int64(st, 5);
+        n++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = db_error(s, err, "listing entries");
+        goto err;
+    }
+    (void)sqlite3_finalize(st); /* read-only, fully stepped */
+    st = NULL;
+    for (i = 1; i < 4 && n > 0; i++) {
+        rc = prepare(s, q[i], &st, err);
+        if (rc < 0) {
+            goto err;
+        }
+        if (id != NULL && sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK) {
+            rc = db_error(s, err, "bind");
+            goto err;
+        }
+        rc = load_children(s, st, v, n, (enum child_kind)(i - 1), err);
+        (void)sqlite3_finalize(st); /* read-only */
+        st = NULL;
+        if (rc < 0) {
+            goto err;
+        }
+    }
+    for (i = 0; i < n; i++) {
+        if (v[i]->n_selectors == 0) {
+            rc = ly_error_setx(err, LY_ERR_IO, 0, "database: entry %s has no selectors", v[i]->id);
+            goto err;
+        }
+        qsort(v[i]->selectors, v[i]->n_selectors, sizeof(v[i]->selectors[0]), sel_sort_cmp);
+    }
+    /* Oldest first; the queries ran in id order for the merge. */
+    if (n > 1) {
+        rc = sort_by_age(v, order, n, err);
+        if (rc < 0) {
+            goto err;
+        }
+    }
+    free(order);
+    *out = v;
+    *n_out = n;
+    return 0;
+err:
+    (void)sqlite3_finalize(st);
+    free(order);
+    entry_list_free(v, n);
+    return rc;
+}
+
+/* A read scope: a savepoint is a deferred transaction outside one, a nested scope inside one. */
+static int read_begin(struct store *s, struct ly_error *err)
+{
+    return exec_sql(s, "SAVEPOINT lanyard_read", "begin read", err);
+}
+
+static void read_end(struct store *s)
+{
+    /* Releasing a read-only savepoint cannot lose data; a failure leaves it to close. */
+    (void)sqlite3_exec(s->db, "RELEASE lanyard_read", NULL, NULL, NULL);
+}
+
+int store_entry_get(struct store *s, const char *id, struct entry **out, struct ly_error *err)
+{
+    struct entry **v = NULL;
+    size_t n = 0;
+    int rc = check_entry_id(id, err);
+
+    *out = NULL;
+    if (rc < 0) {
+        return rc;
+    }
+    rc = read_begin(s, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = load_entries(s, id, &v, &n, err);
+    read_end(s);
+    if (rc < 0) {
+        return rc;
+    }
+    if (n != 1) {
+        entry_list_free(v, n);
+        return ly_error_setx(err, LY_ERR_USAGE, ENTRY_R_NOT_FOUND, "no entry with id %s", id);
+    }
+    *out = v[0];
+    free(v);
+    return 0;
+}
+
+int store_entry_list(struct store *s, struct entry ***out, size_t *n, struct ly_error *err)
+{
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = read_begin(s, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = load_entries(s, NULL, out, n, err);
+    read_end(s);
+    return rc;
+}
+
+int store_entry_count(struct store *s, int64_t *count, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT count(*) FROM entry", &st, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_error(s, err, "counting entries");
+        (void)sqlite3_finalize(st);
+        return rc;
+    }
+    *count = sqlite3_column_int64(st, 0);
+    (void)sqlite3_finalize(st); /* read-only */
+    return 0;
+}
+
+/*
+ * The facts go into a per-connection TEMP table (memory-backed, invisible to other
+ * connections), so any number of facts (a workload may have many supplementary groups) is bound
+ * row by row: no SQL text is ever built from them. An entry matches when the number of its
+ * selectors found among the facts equals the number of its selectors (selectors are unique per
+ * entry by the primary key, facts by theirs).
+ */
+int store_entry_match(struct store *s, const struct entry_selector *facts, size_t n_facts,
+                      struct entry ***out, size_t *n, struct ly_error *err)
+{
+    static const char *const q_match =
+        "SELECT e.id FROM entry e JOIN ("
+        "  SELECT sel.entry_id AS eid, count(*) AS hits"
+        "  FROM temp.attest_fact f CROSS JOIN entry_selector sel"
+        "  ON sel.type = f.type AND sel.value = f.value"
+        "  GROUP BY sel.entry_id) m ON m.eid = e.id"
+        " WHERE m.hits = (SELECT count(*) FROM entry_selector c WHERE c.entry_id = e.id)"
+        " ORDER BY e.created_at, e.rowid";
+    struct entry **v = NULL;
+    size_t cnt = 0;
+    sqlite3_stmt *st = NULL;
+    char (*ids)[ENTRY_ID_HEX_LEN + 1] = NULL;
+    size_t n_ids = 0;
+    size_t cap = 0;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    if (n_facts == 0) {
+        return 0;
+    }
+    rc = exec_sql(s,
+                  "CREATE TEMP TABLE IF NOT EXISTS attest_fact(type TEXT NOT NULL, value TEXT "
+                  "NOT NULL, PRIMARY KEY (type, value)) WITHOUT ROWID",
+                  "preparing attestation lookup", err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = read_begin(s, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = exec_sql(s, "DELETE FROM temp.attest_fact", "preparing attestation lookup", err);
+    if (rc == 0) {
+        rc = prepare(s, "INSERT OR IGNORE INTO temp.attest_fact(type, value) VALUES (?1, ?2)",
+                     &st, err);
+    }
+    for (i = 0; rc == 0 && i < n_facts; i++) {
+        if (facts[i].value == NULL) {
+            continue;
+        }
+        if (sqlite3_reset(st) != SQLITE_OK ||
+            sqlite3_bind_text(st, 1, entry_sel_type_name(facts[i].type), -1, SQLITE_STATIC) !=
+                SQLITE_OK ||
+            sqlite3_bind_text(st, 2, facts[i].value, -1, SQLITE_STATIC) != SQLITE_OK) {
+            rc = db_error(s, err, "bind");
+        } else if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_error(s, err, "recording attestation facts");
+        }
+    }
+    (void)sqlite3_finalize(st); /* errors were reported above */
+    st = NULL;
+    if (rc < 0) {
+        goto out;
+    }
+    rc = prepare(s, q_match, &st, err);
+    if (rc < 0) {
+        goto out;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (n_ids == cap) {
+            size_t ncap = cap ? cap * 2 : 8;
+            void *grown = realloc(ids, ncap * sizeof(*ids));
+            if (grown == NULL) {
+                rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+                goto out;
+            }
+            ids = grown;
+            cap = ncap;
+        }
+        if (copy_text(ids[n_ids], sizeof(ids[n_ids]), st, 0) < 0) {
+            rc = ly_error_setx(err, LY_ERR_IO, 0, "database: malformed entry id");
+            goto out;
+        }
+        n_ids++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = db_error(s, err, "matching entries");
+        goto out;
+    }
+    rc = 0;
+    (void)sqlite3_finalize(st); /* read-only, fully stepped */
+    st = NULL;
+    if (n_ids > 0) {
+        v = calloc(n_ids, sizeof(*v));
+        if (v == NULL) {
+            rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+            goto out;
+        }
+    }
+    for (i = 0; i < n_ids; i++) {
+        struct entry **one = NULL;
+        size_t k = 0;
+        rc = load_entries(s, ids[i], &one, &k, err);
+        if (rc == 0 && k != 1) {
+            entry_list_free(one, k);
+            rc = ly_error_setx(err, LY_ERR_IO, 0, "database: entry %s vanished", ids[i]);
+        }
+        if (rc < 0) {
+            goto out;
+        }
+        v[cnt++] = one[0];
+        free(one);
+    }
+out:
+    (void)sqlite3_finalize(st);
+    /* Leave no facts behind; the scope is read-only for the main database either way. */
+    (void)sqlite3_exec(s->db, "DELETE FROM temp.attest_fact", NULL, NULL, NULL);
+    read_end(s);
+    free(ids);
+    if (rc < 0) {
+        entry_list_free(v, cnt);
+        return rc;
+    }
+    *out = v;
+    *n = cnt;
     return 0;
 }

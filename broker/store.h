@@ -2,7 +2,8 @@
  * store: lanyard's embedded SQLite database in the data directory (<data>/lanyard.db). It keeps
  * the trust domain's authorities (CA certificates and JWT signing keys, by reference to their
  * 0600 key files; never the private keys themselves), the bundle sequence number, and a record of
- * every issued SVID (serial, SPIFFE ID, not-after, fingerprint; never its key). SQL is only ever
+ * every issued SVID (serial, SPIFFE ID, not-after, fingerprint; never its key), and the
+ * registration entries that attestation matches (schema v2). SQL is only ever
  * prepared and bound; multi-row changes run in one transaction. Not thread-safe per handle.
  */
 #ifndef STORE_H
@@ -39,7 +40,8 @@ struct store_ca {
     char key_file[256]; /* relative to the data directory */
     int64_t not_before;
     int64_t not_after;
-    char status[16];    /* "active" (signing) | "retired" (published until its SVIDs expire) */
+    char status[16];    /* "active" (signing) | "retired" (published until its SVIDs expire);
+                           "prepared" only for the next-CA slot (store_ca_next_get) */
     uint8_t *cert_der;  /* owned; freed by store_ca_list_free */
     size_t cert_len;
 };
@@ -52,6 +54,34 @@ int store_ca_add(struct store *s, const struct store_ca *ca, int64_t *id, struct
 int store_ca_list(struct store *s, struct store_ca **out, size_t *n, struct ly_error *err)
     LY_MUST_USE;
 void store_ca_list_free(struct store_ca *list, size_t n);
+
+/*
+ * Set the status ("active" | "retired") of CA `id`. LY_ERR_USAGE when no such CA exists. Meant
+ * to run inside the caller's transaction together with the other changes of a rotation step.
+ */
+int store_ca_set_status(struct store *s, int64_t id, const char *status, struct ly_error *err)
+    LY_MUST_USE;
+
+/*
+ * The prepared next CA: published in the bundle but not signing yet, so it has no `ca` row
+ * (that table only holds CAs that sign or have signed, and its CHECK allows exactly 'active'
+ * and 'retired'). It lives in one slot of `meta` under the keys "ca_next.*" (certificate as
+ * hex DER, key type, key file, validity) until it takes over, when the caller moves it into
+ * `ca` with store_ca_add() and clears the slot in the same transaction. `id` is unused here.
+ */
+int store_ca_next_put(struct store *s, const struct store_ca *ca, struct ly_error *err)
+    LY_MUST_USE;
+/*
+ * Read the slot: *found = 0 when it is empty, else 1 and *out filled (out->cert_der owned by
+ * the caller: free with free(); status is "prepared", id 0). A half-filled slot is LY_ERR_IO.
+ */
+int store_ca_next_get(struct store *s, struct store_ca *out, int *found, struct ly_error *err)
+    LY_MUST_USE;
+/* Empty the slot (no error when it is already empty). */
+int store_ca_next_clear(struct store *s, struct ly_error *err) LY_MUST_USE;
+
+/* Remove a setting; removing one that is not set is not an error. */
+int store_meta_delete(struct store *s, const char *key, struct ly_error *err) LY_MUST_USE;
 
 /* A JWT signing key of this trust domain. */
 struct store_jwt_key {
@@ -82,7 +112,63 @@ struct store_svid {
 
 int store_svid_record(struct store *s, const struct store_svid *rec, struct ly_error *err)
     LY_MUST_USE;
+/*
+ * The latest not-after of the SVIDs recorded for CA `ca_id`: *found = 0 when it signed none,
+ * else 1 and *max_not_after set. Decides how long a retired CA must stay in the bundle.
+ */
+int store_svid_max_not_after(struct store *s, int64_t ca_id, int64_t *max_not_after, int *found,
+                             struct ly_error *err) LY_MUST_USE;
 /* Number of recorded SVIDs (for tests and status). */
 int store_svid_count(struct store *s, int64_t *count, struct ly_error *err) LY_MUST_USE;
+
+/* ---- registration entries (schema v2; see broker/entry.h for the model) ------------------ */
+
+struct entry;
+struct entry_selector;
+
+/*
+ * Store a new entry. Validate it first with entry_validate() (which also sorts its selectors);
+ * this function assigns e->id (128 random bits, hex) and e->created_at. The entry row and all
+ * its selector, DNS and federation rows are written in ONE transaction (BEGIN IMMEDIATE, or a
+ * savepoint inside the caller's open transaction), so a crash never leaves half an entry.
+ * An entry with the same SPIFFE ID and the same selector set is refused with LY_ERR_USAGE
+ * (reason ENTRY_R_DUPLICATE) naming the existing entry's id. LY_ERR_IO on database errors.
+ */
+int store_entry_add(struct store *s, struct entry *e, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Delete an entry and its rows (one statement; child rows cascade). LY_ERR_USAGE with
+ * ENTRY_R_NOT_FOUND when no entry has that id, LY_ERR_PARSE (ENTRY_R_BAD_ENTRY_ID) when the id
+ * is malformed.
+ */
+int store_entry_delete(struct store *s, const char *id, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Load one entry. On success *out is a new entry the caller frees with entry_free(). Errors as
+ * store_entry_delete().
+ */
+int store_entry_get(struct store *s, const char *id, struct entry **out, struct ly_error *err)
+    LY_MUST_USE;
+
+/*
+ * Every entry, oldest first (a consistent snapshot: one read transaction, four queries merged
+ * in memory, so 10,000 entries load in milliseconds). *out is an array of *n entries the caller
+ * frees with entry_list_free() (NULL when there are none).
+ */
+int store_entry_list(struct store *s, struct entry ***out, size_t *n, struct ly_error *err)
+    LY_MUST_USE;
+
+/* Number of registered entries. */
+int store_entry_count(struct store *s, int64_t *count, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Attestation lookup: every entry ALL of whose selectors are among `facts` (the n_facts
+ * selectors describing one workload, as attest_facts_selectors() produces), oldest first.
+ * Uses the (type, value) index, so its cost follows the number of candidate selector rows, not
+ * the number of entries. *out as for store_entry_list(); *n = 0 when nothing matches (the
+ * caller then refuses: there is no default identity).
+ */
+int store_entry_match(struct store *s, const struct entry_selector *facts, size_t n_facts,
+                      struct entry ***out, size_t *n, struct ly_error *err) LY_MUST_USE;
 
 #endif
