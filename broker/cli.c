@@ -16,6 +16,7 @@
 #include "../common/ly_error.h"
 #include "../common/ly_file.h"
 #include "../common/ly_secret.h"
+#include "../common/ly_text.h"
 #include "../common/ly_time.h"
 #include "../svid/jwtsvid.h"
 #include "../svid/key.h"
@@ -24,6 +25,8 @@
 #include "../trust-bundles/bundle.h"
 #include "../trust-bundles/bundle_codec.h"
 #include "ca.h"
+#include "entry.h"
+#include "store.h"
 
 #define CLI_VERSION "0.1.0"
 #define CLI_MAX_REPEAT 32 /* --dns / --audience / --bundle repeat limit */
@@ -304,6 +307,72 @@ static int cmd_ca_init(struct cli *c, int argc, char **argv)
     }
     printf("initialised trust domain %s in %s (CA key %s, CA lifetime %lld s)\n", td,
            c->data_dir, svid_key_type_name(p.key_type), (long long)p.ttl);
+    return write_stdout(NULL, 0);
+}
+
+/*
+ * `ca rotate`: the next CA takes over signing now; the old one stays in the bundle until the
+ * SVIDs it signed have expired. Prints the new CA's fingerprint and the bundle sequence.
+ */
+static int cmd_ca_rotate(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct ca_state *ca = NULL;
+    struct bundle *b = NULL;
+    struct x509svid_info info;
+    const uint8_t *der;
+    size_t len = 0;
+    uint64_t seq = 0;
+    char until[32];
+    int64_t now = ly_time_now();
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    rc = ca_open(c->data_dir, &ca, &c->err);
+    if (rc == 0) {
+        rc = ca_rotate_now(ca, now, &c->err);
+    }
+    if (rc == 0) {
+        rc = ca_bundle(ca, now, &b, &c->err);
+    }
+    /* The bundle lists the newest CA first: the one that signs now. */
+    der = rc == 0 ? bundle_x509_authority(b, 0, &len) : NULL;
+    if (rc == 0 && der == NULL) {
+        rc = ly_error_setx(&c->err, LY_ERR_INTERNAL, 0, "the bundle lists no X.509 authority");
+    }
+    if (rc == 0) {
+        rc = x509svid_cert_info(der, len, &info, &c->err);
+    }
+    if (rc == 0) {
+        rc = ly_time_format_rfc3339(info.not_after, until, sizeof(until), &c->err);
+    }
+    if (rc == 0) {
+        (void)bundle_get_sequence(b, &seq); /* ca_bundle always sets it */
+        printf("rotated: CA sha256:%s signs now (valid until %s)\n"
+               "bundle: sequence %llu, %zu X.509 authorities (retired CAs stay until the SVIDs "
+               "they signed expire)\n",
+               info.sha256_hex, until, (unsigned long long)seq, bundle_x509_count(b));
+    }
+    bundle_free(b);
+    ca_close(ca);
+    if (rc < 0) {
+        return fail(c, "ca rotate");
+    }
     return write_stdout(NULL, 0);
 }
 
@@ -841,6 +910,307 @@ static int cmd_jwt_verify(struct cli *c, int argc, char **argv)
     return write_stdout(NULL, 0);
 }
 
+/* ---- entry ------------------------------------------------------------------------------- */
+
+/*
+ * Open the data directory's store for entry commands without creating anything: a missing
+ * directory or database is a usage error pointing at `ca init`. td receives the trust domain.
+ */
+static int open_entry_store(struct cli *c, struct store **st, char *td, size_t tdsz)
+{
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/lanyard.db", c->data_dir);
+
+    *st = NULL;
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        return ly_error_setx(&c->err, LY_ERR_USAGE, 0, "data directory path too long");
+    }
+    if (!ly_file_exists(c->data_dir) || !ly_file_exists(path)) {
+        return ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                             "no initialised data directory at %s; run 'lanyard ca init "
+                             "--trust-domain TD' first (or pass --data DIR)",
+                             c->data_dir);
+    }
+    if (store_open(path, st, &c->err) < 0) {
+        return c->err.code;
+    }
+    if (store_meta_get(*st, "trust_domain", td, tdsz, &c->err) < 0) {
+        store_close(*st);
+        *st = NULL;
+        ly_error_clear(&c->err);
+        return ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                             "%s has no trust domain yet; run 'lanyard ca init --trust-domain TD'",
+                             c->data_dir);
+    }
+    return 0;
+}
+
+/* Print a buffer (and free it); a missing final newline is added. */
+static int print_buf(struct ly_buf *out)
+{
+    int rc = write_stdout(out->data, out->len);
+
+    if (rc == 0 && out->len > 0 && out->data[out->len - 1] != '\n') {
+        rc = write_stdout("\n", 1);
+    }
+    ly_buf_free(out);
+    return rc;
+}
+
+static int cmd_entry_create(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, 'i'},
+        {"selector", required_argument, NULL, 's'},
+        {"ttl", required_argument, NULL, 'T'},
+        {"dns", required_argument, NULL, 'n'},
+        {"hint", required_argument, NULL, 'H'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct entry *e = entry_new();
+    struct store *st = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    const char *id_arg = NULL;
+    int64_t ttl;
+    int rc = -2;
+    int o;
+
+    if (e == NULL) {
+        ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+        return fail(c, NULL);
+    }
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'i':
+            id_arg = optarg;
+            break;
+        case 's':
+            if (entry_add_selector(e, optarg, strlen(optarg), &c->err) < 0) {
+                (void)ly_error_wrap(&c->err, "--selector");
+                goto out_fail;
+            }
+            break;
+        case 'T':
+            if (parse_duration_opt(c, "--ttl", optarg, &ttl) < 0) {
+                goto out_fail;
+            }
+            if (entry_set_ttl(e, ttl, &c->err) < 0) {
+                (void)ly_error_wrap(&c->err, "--ttl");
+                goto out_fail;
+            }
+            break;
+        case 'n':
+            if (entry_add_dns(e, optarg, strlen(optarg), &c->err) < 0) {
+                (void)ly_error_wrap(&c->err, "--dns");
+                goto out_fail;
+            }
+            break;
+        case 'H':
+            if (entry_set_hint(e, optarg, strlen(optarg), &c->err) < 0) {
+                (void)ly_error_wrap(&c->err, "--hint");
+                goto out_fail;
+            }
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            goto out;
+        }
+    }
+    if (optind != argc || id_arg == NULL) {
+        goto out;
+    }
+    if (e->n_selectors == 0) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, ENTRY_R_NO_SELECTORS,
+                      "at least one --selector is required (e.g. --selector unix:uid:1000)");
+        goto out_fail;
+    }
+    if (entry_set_spiffe_id(e, id_arg, strlen(id_arg), &c->err) < 0) {
+        (void)ly_error_wrap(&c->err, "--id");
+        goto out_fail;
+    }
+    if (open_entry_store(c, &st, td, sizeof(td)) < 0 || entry_validate(e, td, &c->err) < 0 ||
+        store_entry_add(st, e, &c->err) < 0) {
+        goto out_fail;
+    }
+    printf("%s\n", e->id);
+    rc = write_stdout(NULL, 0);
+    goto out;
+out_fail:
+    rc = fail(c, "entry create");
+out:
+    store_close(st);
+    entry_free(e);
+    return rc;
+}
+
+static int cmd_entry_list(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct store *st = NULL;
+    struct entry **list = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    struct ly_buf out;
+    size_t n = 0;
+    size_t i;
+    size_t k;
+    int json = 0;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'j':
+            json = 1;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
+        return fail(c, "entry list");
+    }
+    rc = store_entry_list(st, &list, &n, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fail(c, "entry list");
+    }
+    ly_buf_init(&out, (size_t)1 << 30);
+    rc = json ? ly_buf_append_str(&out, "[", &c->err) : 0;
+    for (i = 0; rc == 0 && i < n; i++) {
+        const struct entry *e = list[i];
+        if (json) {
+            rc = ly_buf_append_str(&out, i == 0 ? "\n" : ",\n", &c->err);
+            if (rc == 0) {
+                rc = entry_to_json(e, &out, &c->err);
+            }
+            continue;
+        }
+        /* One line per entry: id, SPIFFE ID, TTL, selectors; odd bytes escaped. */
+        rc = ly_buf_appendf(&out, &c->err, "%s %s ttl=%lld", e->id, e->spiffe_id,
+                            (long long)e->ttl);
+        for (k = 0; rc == 0 && k < e->n_selectors; k++) {
+            char x[1024];
+            const char *v = e->selectors[k].value;
+            rc = ly_buf_appendf(&out, &c->err, " unix:%s:%s",
+                                entry_sel_type_name(e->selectors[k].type),
+                                ly_text_escape(v, strlen(v), 240, x, sizeof(x)));
+        }
+        if (rc == 0) {
+            rc = ly_buf_append_str(&out, "\n", &c->err);
+        }
+    }
+    if (rc == 0 && json) {
+        rc = ly_buf_append_str(&out, n > 0 ? "\n]\n" : "]\n", &c->err);
+    }
+    entry_list_free(list, n);
+    if (rc < 0) {
+        ly_buf_free(&out);
+        return fail(c, "entry list");
+    }
+    return print_buf(&out);
+}
+
+/* Parse `entry show|delete ID [--json] [--data DIR]`. */
+static int entry_id_args(struct cli *c, int argc, char **argv, int allow_json, int *json,
+                         const char **id)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+
+    *json = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'j':
+            if (!allow_json) {
+                return -2;
+            }
+            *json = 1;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc - 1) {
+        return -2;
+    }
+    *id = argv[optind];
+    return 0;
+}
+
+static int cmd_entry_show(struct cli *c, int argc, char **argv)
+{
+    struct store *st = NULL;
+    struct entry *e = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    struct ly_buf out;
+    const char *id;
+    int json;
+    int rc = entry_id_args(c, argc, argv, 1, &json, &id);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
+        return fail(c, "entry show");
+    }
+    rc = store_entry_get(st, id, &e, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fail(c, "entry show");
+    }
+    ly_buf_init(&out, 1024 * 1024);
+    rc = json ? entry_to_json(e, &out, &c->err) : entry_to_text(e, &out, &c->err);
+    entry_free(e);
+    if (rc < 0) {
+        ly_buf_free(&out);
+        return fail(c, "entry show");
+    }
+    return print_buf(&out);
+}
+
+static int cmd_entry_delete(struct cli *c, int argc, char **argv)
+{
+    struct store *st = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    const char *id;
+    int json;
+    int rc = entry_id_args(c, argc, argv, 0, &json, &id);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
+        return fail(c, "entry delete");
+    }
+    rc = store_entry_delete(st, id, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fail(c, "entry delete");
+    }
+    printf("deleted entry %s\n", id);
+    return write_stdout(NULL, 0);
+}
+
 /* ---- PEM output -------------------------------------------------------------------------- */
 
 static int pem_from_der(const char *label, const uint8_t *der, size_t len, struct ly_buf *out,
@@ -880,6 +1250,11 @@ static const struct cli_cmd commands[] = {
      "Create this data directory's trust domain: CA key and certificate, JWT signing key.\n"
      "  Refuses to overwrite an existing CA. Default CA lifetime 30d.",
      cmd_ca_init},
+    {"ca", "rotate", "ca rotate",
+     "Rotate the X.509 CA now: the next CA (published in the bundle) starts signing; the\n"
+     "  old one stays in the bundle until every SVID it signed has expired. The daemon also\n"
+     "  rotates on its own: next CA published at 1/2 of the CA lifetime, signing at 5/6.",
+     cmd_ca_rotate},
     {"svid", "mint",
      "svid mint --id SPIFFE_ID [--ttl DURATION] [--csr FILE] [--dns NAME]... "
      "--out-cert FILE [--out-key FILE] [--key-type ec-p256|ed25519]",
@@ -907,6 +1282,21 @@ static const struct cli_cmd commands[] = {
      "  trust domain. TOKEN_OR_FILE is the token, a file holding it, or - for stdin.\n"
      "  Accepted: exit 0, first line the subject. Rejected: exit 1, reason on stderr.",
      cmd_jwt_verify},
+    {"entry", "create",
+     "entry create --id SPIFFE_ID --selector S [--selector S]... [--ttl DURATION] "
+     "[--dns NAME]... [--hint TEXT]",
+     "Register a workload: the SPIFFE ID (in this trust domain) it gets when ALL selectors\n"
+     "  hold. Selectors: unix:uid:N unix:gid:N unix:user:NAME unix:group:NAME\n"
+     "  unix:supplementary_gid:N unix:supplementary_group:NAME unix:path:/ABS unix:sha256:HEX.\n"
+     "  Default TTL 1h (1m to 30d). Prints the new entry's id. An entry with the same\n"
+     "  SPIFFE ID and selectors is refused.",
+     cmd_entry_create},
+    {"entry", "list", "entry list [--json]",
+     "List registered entries, oldest first: one line each (id, SPIFFE ID, TTL, selectors)\n"
+     "  or a JSON array.",
+     cmd_entry_list},
+    {"entry", "show", "entry show ID [--json]", "Show one registered entry.", cmd_entry_show},
+    {"entry", "delete", "entry delete ID", "Delete a registered entry.", cmd_entry_delete},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
