@@ -8,7 +8,7 @@ CC      ?= gcc
 SAN     ?= 0
 FUZZ_SECONDS ?= 20
 
-PKGS := wolfssl jansson libcbor sqlite3 libcurl
+PKGS := wolfssl jansson libcbor sqlite3 libcurl libnghttp2 libprotobuf-c
 
 WARN := -Wall -Wextra -Wpedantic -Werror -Wshadow -Wformat=2 -Wcast-align -Wwrite-strings -Wvla
 BASE_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L $(WARN) -fPIE -g
@@ -20,8 +20,9 @@ BASE_CFLAGS += -O2 -D_FORTIFY_SOURCE=2 -fstack-protector-strong
 SAN_LDFLAGS :=
 endif
 
-DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-DEP_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+DEP_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -I$(BUILD)/gen
+# libhttp-parser ships no pkg-config file.
+DEP_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lhttp_parser -lpthread
 CFLAGS  := $(BASE_CFLAGS) $(EXTRA_CFLAGS)
 LDFLAGS := -pie -Wl,-z,relro,-z,now $(SAN_LDFLAGS)
 
@@ -46,7 +47,8 @@ all: $(BUILD)/.deps $(BUILD)/lanyard $(BUILD)/liblanyard.a
 # Debian versions would replace it), so they are checked, not installed.
 DEB_PKGS := gcc make pkg-config libwolfssl-dev libjansson-dev libcbor-dev libsqlite3-dev \
             libcurl4-openssl-dev libcmocka-dev openssl golang-go clang libclang-rt-14-dev \
-            sqlite3 ca-certificates
+            sqlite3 ca-certificates libnghttp2-dev protobuf-c-compiler libprotobuf-c-dev \
+            libprotobuf-dev libhttp-parser-dev
 
 deps: $(BUILD)/.deps
 
@@ -94,6 +96,43 @@ $(BUILD)/bench/%: bench/%.c $(BUILD)/liblanyard.a
 
 -include $(LIB_OBJS:.o=.d) $(BIN_OBJS:.o=.d)
 
+# ---- gRPC codegen and test helpers --------------------------------------------------------
+# protoc-c turns the Workload API proto (and the struct.proto it imports, which libprotobuf-c
+# does not ship as C) into $(GEN)/*.pb-c.{c,h}. Generated code is not ours: it is compiled with
+# warnings off (-w) and goes into liblanyard.a; our code finds it through -I$(BUILD)/gen.
+GEN      := $(BUILD)/gen
+GEN_SRCS := $(GEN)/workloadapi.pb-c.c $(GEN)/google/protobuf/struct.pb-c.c
+GEN_HDRS := $(GEN_SRCS:.c=.h)
+GEN_OBJS := $(patsubst $(GEN)/%.c,$(BUILD)/obj/gen/%.o,$(GEN_SRCS))
+
+$(GEN)/workloadapi.pb-c.c $(GEN)/workloadapi.pb-c.h &: broker/proto/workloadapi.proto \
+  | $(BUILD)/.deps
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -Ibroker/proto -I/usr/include $<
+
+$(GEN)/google/protobuf/struct.pb-c.c $(GEN)/google/protobuf/struct.pb-c.h &: \
+  /usr/include/google/protobuf/struct.proto | $(BUILD)/.deps
+	@mkdir -p $(GEN)
+	protoc-c --c_out=$(GEN) -I/usr/include google/protobuf/struct.proto
+
+$(BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -w $(DEP_CFLAGS) -c $< -o $@
+
+# Our sources may include the generated headers, which must exist before the first compile.
+$(LIB_OBJS) $(BIN_OBJS): | $(GEN_HDRS)
+$(BUILD)/liblanyard.a: $(GEN_OBJS)
+
+# Test-only programs (never installed), e.g. the Workload API stub server of the interop tests.
+HELPER_SRCS := $(wildcard tests/helpers/*.c)
+HELPER_BINS := $(patsubst tests/helpers/%.c,$(BUILD)/tests/helpers/%,$(HELPER_SRCS))
+
+$(BUILD)/tests/helpers/%: tests/helpers/%.c $(BUILD)/liblanyard.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DEP_CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/liblanyard.a $(DEP_LIBS)
+
+test: $(HELPER_BINS)
+
 # ---- tests --------------------------------------------------------------------------------
 unit: all $(UNIT_BINS)
 	@BUILD=$(BUILD) tests/run.sh unit
@@ -110,12 +149,19 @@ valgrind: all $(UNIT_BINS)
 # ---- fuzzing (clang + libFuzzer) ----------------------------------------------------------
 FUZZ_BUILD := build-fuzz
 FUZZ_CFLAGS := -std=c11 -D_POSIX_C_SOURCE=200809L -g -O1 -fsanitize=fuzzer-no-link,address,undefined
-FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS))
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FUZZ_BUILD)/obj/%.o,$(LIB_SRCS)) \
+                 $(patsubst $(GEN)/%.c,$(FUZZ_BUILD)/obj/gen/%.o,$(GEN_SRCS))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(FUZZ_BUILD)/%,$(FUZZ_SRCS))
 
 $(FUZZ_BUILD)/obj/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) $(DEP_CFLAGS) -c $< -o $@
+
+$(FUZZ_BUILD)/obj/gen/%.o: $(GEN)/%.c $(GEN_HDRS)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -w $(DEP_CFLAGS) -c $< -o $@
+
+$(FUZZ_LIB_OBJS): | $(GEN_HDRS)
 
 $(FUZZ_BUILD)/%_fuzz: tests/fuzz/%_fuzz.c $(FUZZ_LIB_OBJS)
 	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer $(DEP_CFLAGS) -o $@ $< $(FUZZ_LIB_OBJS) $(DEP_LIBS)
