@@ -218,22 +218,27 @@ int store_open(const char *path, struct store **out, struct ly_error *err)
 int store_open_version(const char *path, int version, struct store **out, struct ly_error *err)
 {
     struct store *s;
-    int fd;
+    mode_t old_mask;
+    int orc;
     int rc;
 
     *out = NULL;
-    /* Create the file ourselves so it is 0600 from the first byte. */
-    fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) {
-        return ly_error_set(err, LY_ERR_IO, 0, "cannot open database %s", path);
-    }
-    (void)close(fd); /* nothing written through this descriptor */
     s = calloc(1, sizeof(*s));
     if (s == NULL) {
         return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
     }
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW, NULL) !=
-        SQLITE_OK) {
+    /*
+     * SQLite creates the file (and later its -wal and -shm files, which copy the database
+     * file's mode) under a 077 umask, so it is 0600 from its first byte. We never open() the
+     * file ourselves: closing any descriptor of it would drop the POSIX locks this process's
+     * other connections hold, and another process could then checkpoint and delete the WAL
+     * under them, losing committed writes.
+     */
+    old_mask = umask(077);
+    orc = sqlite3_open_v2(path, &s->db,
+                          SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, NULL);
+    umask(old_mask);
+    if (orc != SQLITE_OK) {
         rc = ly_error_setx(err, LY_ERR_IO, 0, "cannot open database %s: %s", path,
                            s->db ? sqlite3_errmsg(s->db) : "out of memory");
         goto fail;

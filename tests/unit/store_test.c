@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../../broker/store.h"
@@ -194,6 +195,66 @@ static void test_not_a_database(void **state)
     assert_null(s);
 }
 
+/*
+ * Several handles in one process and other processes opening and closing the store: every
+ * committed write stays visible and durable. (The daemon case that lost writes when store_open
+ * opened and closed the file itself is exercised end to end by tests/interop/workload_api.sh.)
+ */
+static void test_second_handle_keeps_writes(void **state)
+{
+    struct fx *f = *state;
+    struct store *a = NULL;
+    struct store *b = NULL;
+    struct store *c = NULL;
+    struct ly_error e;
+    char v[16];
+    pid_t pid;
+    int status;
+
+    ly_error_clear(&e);
+    assert_int_equal(store_open(f->path, &a, &e), 0);
+    assert_int_equal(store_open(f->path, &b, &e), 0);
+    assert_int_equal(store_meta_set(a, "k1", "v1", &e), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *o = NULL;
+        struct ly_error ce;
+        ly_error_clear(&ce);
+        _exit(store_open(f->path, &o, &ce) == 0 ? (store_close(o), 0) : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    /* A write after the other process came and went must be visible to yet another process
+     * while this one still runs (the daemon's case), and durable. */
+    assert_int_equal(store_meta_set(a, "k2", "v2", &e), 0);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct store *o = NULL;
+        struct ly_error ce;
+        char cv[16];
+        int found;
+        ly_error_clear(&ce);
+        if (store_open(f->path, &o, &ce) != 0) {
+            _exit(2);
+        }
+        found = store_meta_get(o, "k2", cv, sizeof(cv), &ce) == 0;
+        store_close(o);
+        _exit(found ? 0 : 1);
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    store_close(a);
+    store_close(b);
+    assert_int_equal(store_open(f->path, &c, &e), 0);
+    assert_int_equal(store_meta_get(c, "k1", v, sizeof(v), &e), 0);
+    assert_int_equal(store_meta_get(c, "k2", v, sizeof(v), &e), 0);
+    assert_string_equal(v, "v2");
+    store_close(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -202,6 +263,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rollback, setup, teardown),
         cmocka_unit_test(test_open_failures),
         cmocka_unit_test_setup_teardown(test_not_a_database, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_handle_keeps_writes, setup, teardown),
     };
     return cmocka_run_group_tests_name("store", tests, NULL, NULL);
 }
