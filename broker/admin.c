@@ -572,7 +572,9 @@ int admin_call(const char *path, const char *op, const json_t *args, int timeout
     if (strlen(path) >= sizeof(sa.sun_path)) {
         return ly_error_setx(err, LY_ERR_USAGE, 0, "admin socket path too long: %.64s", path);
     }
-    req = json_pack("{s:s, s:O}", "op", op, "args", args != NULL ? args : json_object());
+    /* "O" takes a new reference to the caller's args; "o" steals the fresh empty object. */
+    req = args != NULL ? json_pack("{s:s, s:O}", "op", op, "args", args)
+                       : json_pack("{s:s, s:o}", "op", op, "args", json_object());
     if (req == NULL) {
         return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
     }

@@ -23,7 +23,8 @@
 #define CA_DEFAULT_SVID_TTL 3600          /* X509-SVID lifetime */
 #define CA_DEFAULT_JWT_TTL 300            /* JWT-SVID lifetime */
 #define CA_DEFAULT_REFRESH_HINT 300       /* bundle refresh hint, seconds */
-#define CA_MIN_TTL 60                     /* nothing lanyard issues lives shorter than this... */
+#define CA_MIN_TTL 60                     /* a CA lives at least this long... */
+#define CA_MIN_SVID_TTL 10                /* ...an SVID at least this (short is only stricter) */
 #define CA_MAX_SVID_TTL (30 * 86400)      /* ...or an SVID longer than this */
 
 struct ca_state;

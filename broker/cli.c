@@ -6,6 +6,7 @@
 #define _GNU_SOURCE
 #include "cli.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +25,10 @@
 #include "../svid/x509svid.h"
 #include "../trust-bundles/bundle.h"
 #include "../trust-bundles/bundle_codec.h"
+#include "admin.h"
 #include "ca.h"
+#include "config.h"
+#include "server.h"
 #include "entry.h"
 #include "store.h"
 
@@ -34,6 +38,7 @@
 
 struct cli {
     const char *data_dir;
+    int data_explicit; /* --data or LANYARD_DATA given (overrides a config file's data_dir) */
     struct ly_error err;
 };
 
@@ -229,6 +234,36 @@ fail:
     return rc;
 }
 
+/*
+ * When a lanyard server runs on this data directory, changes go through its admin socket so they
+ * take effect at once (open Workload API streams are updated). Returns 1 and the result when the
+ * server answered, 0 when no server runs (the caller works on the store directly), or a negative
+ * error (the server refused: its message is in c->err).
+ */
+static int try_admin(struct cli *c, const char *op, const json_t *args, json_t **result)
+{
+    char path[4096];
+    const char *env = getenv("LANYARD_ADMIN_SOCKET");
+    struct ly_error probe;
+    int n;
+
+    *result = NULL;
+    n = (env != NULL && env[0] != '\0') ? snprintf(path, sizeof(path), "%s", env)
+                                        : snprintf(path, sizeof(path), "%s/admin.sock",
+                                                   c->data_dir);
+    if (n < 0 || (size_t)n >= sizeof(path) || !ly_file_exists(path)) {
+        return 0;
+    }
+    ly_error_clear(&probe);
+    if (admin_call(path, op, args, 15000, result, &probe) == 0) {
+        return 1;
+    }
+    if (probe.code == LY_ERR_IO && probe.sys_errno == ECONNREFUSED) {
+        return 0; /* a stale socket from a server that is gone */
+    }
+    return ly_error_setx(&c->err, probe.code, probe.reason, "%s", probe.msg);
+}
+
 /* ---- id ---------------------------------------------------------------------------------- */
 
 static int cmd_id_parse(struct cli *c, int argc, char **argv)
@@ -343,9 +378,21 @@ static int cmd_ca_rotate(struct cli *c, int argc, char **argv)
     if (optind != argc) {
         return -2;
     }
-    rc = ca_open(c->data_dir, &ca, &c->err);
-    if (rc == 0) {
-        rc = ca_rotate_now(ca, now, &c->err);
+    {
+        json_t *res = NULL;
+        rc = try_admin(c, "ca.rotate", NULL, &res);
+        json_decref(res);
+    }
+    if (rc < 0) {
+        return fail(c, "ca rotate");
+    }
+    if (rc == 1) {
+        rc = ca_open(c->data_dir, &ca, &c->err); /* the server rotated; report what it did */
+    } else {
+        rc = ca_open(c->data_dir, &ca, &c->err);
+        if (rc == 0) {
+            rc = ca_rotate_now(ca, now, &c->err);
+        }
     }
     if (rc == 0) {
         rc = ca_bundle(ca, now, &b, &c->err);
@@ -473,9 +520,9 @@ static int cmd_svid_mint(struct cli *c, int argc, char **argv)
     if (parse_workload_id(c, id_arg, &id) < 0) {
         return fail(c, NULL);
     }
-    if (ttl < CA_MIN_TTL || ttl > CA_MAX_SVID_TTL) {
+    if (ttl < CA_MIN_SVID_TTL || ttl > CA_MAX_SVID_TTL) {
         ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--ttl must be between %d s and %d s",
-                      CA_MIN_TTL, CA_MAX_SVID_TTL);
+                      CA_MIN_SVID_TTL, CA_MAX_SVID_TTL);
         return fail(c, NULL);
     }
     if (ca_open(c->data_dir, &ca, &c->err) < 0) {
@@ -769,9 +816,9 @@ static int cmd_jwt_mint(struct cli *c, int argc, char **argv)
     if (parse_workload_id(c, id_arg, &id) < 0) {
         return fail(c, NULL);
     }
-    if (ttl < CA_MIN_TTL || ttl > CA_MAX_SVID_TTL) {
+    if (ttl < CA_MIN_SVID_TTL || ttl > CA_MAX_SVID_TTL) {
         ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--ttl must be between %d s and %d s",
-                      CA_MIN_TTL, CA_MAX_SVID_TTL);
+                      CA_MIN_SVID_TTL, CA_MAX_SVID_TTL);
         return fail(c, NULL);
     }
     if (ca_open(c->data_dir, &ca, &c->err) < 0) {
@@ -957,6 +1004,48 @@ static int print_buf(struct ly_buf *out)
     return rc;
 }
 
+/* The admin request for entry.create, from an entry parsed on the command line. */
+static json_t *entry_admin_args(const struct entry *e)
+{
+    json_t *sels = json_array();
+    json_t *dns = json_array();
+    json_t *args;
+    size_t i;
+
+    for (i = 0; sels != NULL && i < e->n_selectors; i++) {
+        struct ly_buf b;
+        struct ly_error err;
+        ly_error_clear(&err);
+        if (entry_selector_format(&e->selectors[i], &b, &err) < 0 ||
+            json_array_append_new(sels, json_string((const char *)b.data)) != 0) {
+            ly_buf_free(&b);
+            json_decref(sels);
+            sels = NULL;
+            break;
+        }
+        ly_buf_free(&b);
+    }
+    for (i = 0; dns != NULL && i < e->n_dns; i++) {
+        if (json_array_append_new(dns, json_string(e->dns[i])) != 0) {
+            json_decref(dns);
+            dns = NULL;
+        }
+    }
+    if (sels == NULL || dns == NULL) {
+        json_decref(sels);
+        json_decref(dns);
+        return NULL;
+    }
+    args = json_pack("{s:s, s:o, s:o, s:I}", "spiffe_id", e->spiffe_id, "selectors", sels, "dns",
+                     dns, "ttl", (json_int_t)e->ttl);
+    if (args != NULL && e->hint != NULL &&
+        json_object_set_new(args, "hint", json_string(e->hint)) != 0) {
+        json_decref(args);
+        return NULL;
+    }
+    return args;
+}
+
 static int cmd_entry_create(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -1030,6 +1119,24 @@ static int cmd_entry_create(struct cli *c, int argc, char **argv)
     if (entry_set_spiffe_id(e, id_arg, strlen(id_arg), &c->err) < 0) {
         (void)ly_error_wrap(&c->err, "--id");
         goto out_fail;
+    }
+    {
+        json_t *args = entry_admin_args(e);
+        json_t *res = NULL;
+        int via = args != NULL ? try_admin(c, "entry.create", args, &res)
+                               : ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+        json_decref(args);
+        if (via < 0) {
+            json_decref(res);
+            goto out_fail;
+        }
+        if (via == 1) {
+            const json_t *idv = json_object_get(res, "id");
+            printf("%s\n", json_is_string(idv) ? json_string_value(idv) : "");
+            json_decref(res);
+            rc = write_stdout(NULL, 0);
+            goto out;
+        }
     }
     if (open_entry_store(c, &st, td, sizeof(td)) < 0 || entry_validate(e, td, &c->err) < 0 ||
         store_entry_add(st, e, &c->err) < 0) {
@@ -1199,6 +1306,21 @@ static int cmd_entry_delete(struct cli *c, int argc, char **argv)
     if (rc < 0) {
         return rc;
     }
+    {
+        json_t *args = json_pack("{s:s}", "id", id);
+        json_t *res = NULL;
+        int via = args != NULL ? try_admin(c, "entry.delete", args, &res)
+                               : ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+        json_decref(args);
+        json_decref(res);
+        if (via < 0) {
+            return fail(c, "entry delete");
+        }
+        if (via == 1) {
+            printf("deleted entry %s\n", id);
+            return write_stdout(NULL, 0);
+        }
+    }
     if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
         return fail(c, "entry delete");
     }
@@ -1208,6 +1330,145 @@ static int cmd_entry_delete(struct cli *c, int argc, char **argv)
         return fail(c, "entry delete");
     }
     printf("deleted entry %s\n", id);
+    return write_stdout(NULL, 0);
+}
+
+/* ---- server ------------------------------------------------------------------------------ */
+
+static int cmd_server(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'},
+        {"data", required_argument, NULL, 'd'},
+        {"trust-domain", required_argument, NULL, 't'},
+        {"workload-socket", required_argument, NULL, 'w'},
+        {"admin-socket", required_argument, NULL, 'a'},
+        {"health-listen", required_argument, NULL, 'h'},
+        {"log-level", required_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0},
+    };
+    /* Flags are applied after the config file, whatever their order on the line. */
+    const char *keys[8];
+    const char *vals[8];
+    size_t n = 0;
+    size_t i;
+    const char *config_path = NULL;
+    struct config cfg;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        const char *key = NULL;
+        switch (o) {
+        case 'c':
+            config_path = optarg;
+            continue;
+        case 'd':
+            c->data_dir = optarg;
+            c->data_explicit = 1;
+            continue;
+        case 't':
+            key = "trust_domain";
+            break;
+        case 'w':
+            key = "workload_socket";
+            break;
+        case 'a':
+            key = "admin_socket";
+            break;
+        case 'h':
+            key = "health_listen";
+            break;
+        case 'l':
+            key = "log_level";
+            break;
+        default:
+            return -2;
+        }
+        if (n == sizeof(keys) / sizeof(keys[0])) {
+            return -2;
+        }
+        keys[n] = key;
+        vals[n++] = optarg;
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    config_defaults(&cfg);
+    if (config_path != NULL && config_load_file(&cfg, config_path, &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        return fail(c, "config");
+    }
+    if ((c->data_explicit || config_path == NULL) &&
+        config_set(&cfg, "data_dir", c->data_dir, &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        return fail(c, NULL);
+    }
+    for (i = 0; i < n; i++) {
+        if (config_set(&cfg, keys[i], vals[i], &c->err) < 0) {
+            c->err.code = LY_ERR_USAGE;
+            return fail(c, NULL);
+        }
+    }
+    if (config_finish(&cfg, &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        return fail(c, NULL);
+    }
+    return server_run(&cfg, config_path);
+}
+
+static int cmd_server_status(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    json_t *res = NULL;
+    int json = 0;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'j':
+            json = 1;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    rc = try_admin(c, "status", NULL, &res);
+    if (rc < 0) {
+        return fail(c, "server status");
+    }
+    if (rc == 0) {
+        ly_error_setx(&c->err, LY_ERR_IO, 0, "no lanyard server is running on %s", c->data_dir);
+        return fail(c, "server status");
+    }
+    if (json) {
+        char *text = json_dumps(res, JSON_INDENT(2) | JSON_SORT_KEYS);
+        if (text != NULL) {
+            printf("%s\n", text);
+            free(text);
+        }
+    } else {
+        const char *k;
+        json_t *v;
+        json_object_foreach(res, k, v) {
+            if (json_is_string(v)) {
+                printf("%s: %s\n", k, json_string_value(v));
+            } else if (json_is_integer(v)) {
+                printf("%s: %lld\n", k, (long long)json_integer_value(v));
+            }
+        }
+    }
+    json_decref(res);
     return write_stdout(NULL, 0);
 }
 
@@ -1245,6 +1506,16 @@ static int pem_from_der(const char *label, const uint8_t *der, size_t len, struc
 static const struct cli_cmd commands[] = {
     {"id", "parse", "id parse SPIFFE_ID",
      "Check a SPIFFE ID; print its trust domain and path, or why it is invalid.", cmd_id_parse},
+    {"server", "run",
+     "server run [--config FILE] [--trust-domain TD] [--workload-socket PATH] "
+     "[--admin-socket PATH] [--health-listen HOST:PORT] [--log-level LEVEL]",
+     "Run the broker daemon in the foreground: the SPIFFE Workload API, the admin socket and\n"
+     "  the health endpoint, with automatic SVID and CA rotation. JSON log lines on stderr.\n"
+     "  SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the config file's log level and TTLs.\n"
+     "  With --trust-domain, an empty data directory is initialised first.",
+     cmd_server},
+    {"server", "status", "server status [--json]",
+     "Ask the running daemon (through its admin socket) for its status.", cmd_server_status},
     {"ca", "init",
      "ca init --trust-domain TD [--key-type ec-p256|ed25519] [--ca-ttl DURATION]",
      "Create this data directory's trust domain: CA key and certificate, JWT signing key.\n"
@@ -1372,6 +1643,7 @@ int cli_main(int argc, char **argv)
 
     memset(&c, 0, sizeof(c));
     c.data_dir = (env != NULL && env[0] != '\0') ? env : "./lanyard-data";
+    c.data_explicit = env != NULL && env[0] != '\0';
     opterr = 1;
     while (i < argc && strncmp(argv[i], "--", 2) == 0) {
         if (strcmp(argv[i], "--help") == 0) {
@@ -1384,11 +1656,13 @@ int cli_main(int argc, char **argv)
         }
         if (strcmp(argv[i], "--data") == 0 && i + 1 < argc) {
             c.data_dir = argv[i + 1];
+            c.data_explicit = 1;
             i += 2;
             continue;
         }
         if (strncmp(argv[i], "--data=", 7) == 0) {
             c.data_dir = argv[i] + 7;
+            c.data_explicit = 1;
             i++;
             continue;
         }
@@ -1404,6 +1678,18 @@ int cli_main(int argc, char **argv)
     if (strcmp(group, "help") == 0) {
         print_global_help(stdout);
         return write_stdout(NULL, 0);
+    }
+    if (strcmp(group, "server") == 0 && (i + 1 >= argc || (strncmp(argv[i + 1], "-", 1) == 0 &&
+                                                          !has_help_flag(argc - i, argv + i)))) {
+        /* Bare "lanyard server [flags]" runs the daemon (as "lanyard server run"). */
+        for (k = 0; k < N_COMMANDS; k++) {
+            if (strcmp(commands[k].group, "server") == 0 && strcmp(commands[k].verb, "run") == 0) {
+                int rc;
+                optind = 0;
+                rc = commands[k].fn(&c, argc - i, argv + i);
+                return rc == -2 ? usage_error(&commands[k]) : rc;
+            }
+        }
     }
     if (i + 1 >= argc || strncmp(argv[i + 1], "-", 1) == 0) {
         /* "lanyard ca" or "lanyard ca --help": the group's commands. */

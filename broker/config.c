@@ -130,9 +130,9 @@ int config_set(struct config *c, const char *key, const char *v, struct ly_error
     } else if (strcmp(key, "ca_ttl") == 0) {
         rc = set_duration(&n.ca_ttl, key, v, CA_MIN_TTL, 10 * 365 * 86400LL, err);
     } else if (strcmp(key, "default_svid_ttl") == 0) {
-        rc = set_duration(&n.default_svid_ttl, key, v, CA_MIN_TTL, CA_MAX_SVID_TTL, err);
+        rc = set_duration(&n.default_svid_ttl, key, v, CA_MIN_SVID_TTL, CA_MAX_SVID_TTL, err);
     } else if (strcmp(key, "jwt_ttl") == 0) {
-        rc = set_duration(&n.jwt_ttl, key, v, CA_MIN_TTL, CA_MAX_SVID_TTL, err);
+        rc = set_duration(&n.jwt_ttl, key, v, CA_MIN_SVID_TTL, CA_MAX_SVID_TTL, err);
     } else {
         return ly_error_setx(err, LY_ERR_PARSE, 0, "unknown config key '%.64s'", key);
     }

@@ -492,10 +492,10 @@ out:
 
 int entry_set_ttl(struct entry *e, int64_t ttl, struct ly_error *err)
 {
-    if (ttl < CA_MIN_TTL || ttl > CA_MAX_SVID_TTL) {
+    if (ttl < CA_MIN_SVID_TTL || ttl > CA_MAX_SVID_TTL) {
         return ly_error_setx(err, LY_ERR_PARSE, ENTRY_R_TTL,
                              "TTL %lld s is out of range: it must be between %d s and %d s",
-                             (long long)ttl, CA_MIN_TTL, CA_MAX_SVID_TTL);
+                             (long long)ttl, CA_MIN_SVID_TTL, CA_MAX_SVID_TTL);
     }
     e->ttl = ttl;
     return 0;

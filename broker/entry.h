@@ -42,7 +42,7 @@ enum entry_reason {
     ENTRY_R_ID,               /* SPIFFE ID invalid (the message names the spiffeid problem) */
     ENTRY_R_ID_ROOT,          /* SPIFFE ID without a path */
     ENTRY_R_TRUST_DOMAIN,     /* SPIFFE ID outside this broker's trust domain */
-    ENTRY_R_TTL,              /* TTL outside [CA_MIN_TTL, CA_MAX_SVID_TTL] */
+    ENTRY_R_TTL,              /* TTL outside [CA_MIN_SVID_TTL, CA_MAX_SVID_TTL] */
     ENTRY_R_DNS,              /* DNS name not LDH labels */
     ENTRY_R_DNS_DUPLICATE,    /* the same DNS name twice */
     ENTRY_R_TOO_MANY_DNS,     /* more than ENTRY_MAX_DNS */
@@ -152,7 +152,7 @@ void entry_list_free(struct entry **list, size_t n);
 int entry_set_spiffe_id(struct entry *e, const char *id, size_t len, struct ly_error *err)
     LY_MUST_USE;
 
-/* Set the TTL in seconds; LY_ERR_PARSE (ENTRY_R_TTL) outside [CA_MIN_TTL, CA_MAX_SVID_TTL]. */
+/* Set the TTL in seconds; LY_ERR_PARSE (ENTRY_R_TTL) outside [CA_MIN_SVID_TTL, CA_MAX_SVID_TTL]. */
 int entry_set_ttl(struct entry *e, int64_t ttl, struct ly_error *err) LY_MUST_USE;
 
 /* Set the hint (≤ ENTRY_HINT_MAX bytes of UTF-8 without control bytes). Empty clears it. */

@@ -102,8 +102,8 @@ run "$LANYARD" --data "$D" entry create --id "spiffe://$TD" --selector unix:uid:
 expect_fail_with "the trust domain's own ID refused (no path)" 1 "path"
 run "$LANYARD" --data "$D" entry create --id "spiffe://$TD/a/../b" --selector unix:uid:1
 expect_fail_with "an off-spec SPIFFE ID refused" 1 "SPIFFE ID"
-run "$LANYARD" --data "$D" entry create --id "spiffe://$TD/t" --selector unix:uid:1 --ttl 30s
-expect_fail_with "TTL below 60 s refused" 1 "out of range"
+run "$LANYARD" --data "$D" entry create --id "spiffe://$TD/t" --selector unix:uid:1 --ttl 9s
+expect_fail_with "TTL below 10 s refused" 1 "out of range"
 run "$LANYARD" --data "$D" entry create --id "spiffe://$TD/t" --selector unix:uid:1 --ttl 31d
 expect_fail_with "TTL above 30 d refused" 1 "out of range"
 run "$LANYARD" --data "$D" entry create --id "spiffe://$TD/t" --selector unix:uid:1 --dns "bad_name.example"

@@ -62,7 +62,7 @@ static void test_rejects(void **state)
         {"{\"data_dri\":\"/x\"}", "unknown config key"},
         {"{\"ca_ttl\":30}", "must be a string"},
         {"{\"ca_ttl\":\"30\"}", "ca_ttl"},
-        {"{\"default_svid_ttl\":\"10s\"}", "outside"},
+        {"{\"default_svid_ttl\":\"5s\"}", "outside"},
         {"{\"workload_socket\":\"relative.sock\"}", "absolute"},
         {"{\"health_listen\":\"localhost\"}", "HOST:PORT"},
         {"{\"health_listen\":\"127.0.0.1:70000\"}", "1..65535"},

@@ -297,9 +297,9 @@ static void test_entry_build_and_validate(void **state)
     assert_int_equal(entry_validate(e, "test", &err), LY_ERR_USAGE);
     ly_error_clear(&err);
     /* TTL range [60 s, 30 d]. */
-    assert_int_equal(entry_set_ttl(e, CA_MIN_TTL, &err), 0);
+    assert_int_equal(entry_set_ttl(e, CA_MIN_SVID_TTL, &err), 0);
     assert_int_equal(entry_set_ttl(e, CA_MAX_SVID_TTL, &err), 0);
-    assert_int_equal(entry_set_ttl(e, CA_MIN_TTL - 1, &err), LY_ERR_PARSE);
+    assert_int_equal(entry_set_ttl(e, CA_MIN_SVID_TTL - 1, &err), LY_ERR_PARSE);
     assert_int_equal(err.reason, ENTRY_R_TTL);
     ly_error_clear(&err);
     assert_int_equal(entry_set_ttl(e, CA_MAX_SVID_TTL + 1, &err), LY_ERR_PARSE);
