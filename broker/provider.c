@@ -304,36 +304,32 @@ static int op_x509(void *ctx, void *caller, const struct workload_x509 **svids, 
     return 0;
 }
 
-static int op_x509_bundles(void *ctx, void *caller, const struct workload_bundle **b, size_t *n,
-                           struct ly_error *err)
+/* This trust domain's X.509 (jwt = 0) or JWT (jwt = 1) bundle; federation adds more later. */
+static int bundles_of(struct provider *p, int jwt, const struct workload_bundle **b, size_t *n,
+                      struct ly_error *err)
 {
-    struct provider *p = ctx;
-    int rc;
+    int rc = rebuild_bundles(p, err);
 
-    (void)caller;
-    rc = rebuild_bundles(p, err);
     if (rc < 0) {
         return rc;
     }
-    *b = &p->xb;
+    *b = jwt ? &p->jb : &p->xb;
     *n = 1;
     return 0;
+}
+
+static int op_x509_bundles(void *ctx, void *caller, const struct workload_bundle **b, size_t *n,
+                           struct ly_error *err)
+{
+    (void)caller;
+    return bundles_of(ctx, 0, b, n, err);
 }
 
 static int op_jwt_bundles(void *ctx, void *caller, const struct workload_bundle **b, size_t *n,
                           struct ly_error *err)
 {
-    struct provider *p = ctx;
-    int rc;
-
     (void)caller;
-    rc = rebuild_bundles(p, err);
-    if (rc < 0) {
-        return rc;
-    }
-    *b = &p->jb;
-    *n = 1;
-    return 0;
+    return bundles_of(ctx, 1, b, n, err);
 }
 
 static void tokens_clear(struct provider *p)

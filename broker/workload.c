@@ -351,52 +351,39 @@ static int start_stream(struct workload *w, struct grpc_call *call, enum stream_
 
 /* ---- handlers ------------------------------------------------------------------------------ */
 
-static int h_x509svid(struct grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
+/* The three streaming RPCs differ only in their (empty) request type and what they stream. */
+static int start_checked(struct grpc_call *call, const uint8_t *msg, size_t len, void *ctx,
+                         const ProtobufCMessageDescriptor *desc, enum stream_kind kind)
 {
-    X509SVIDRequest *req;
+    ProtobufCMessage *req;
 
     if (check_header(call) < 0) {
         return 0;
     }
-    req = x509_svidrequest__unpack(NULL, len, msg);
+    req = protobuf_c_message_unpack(desc, NULL, len, msg);
     if (req == NULL) {
-        grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed X509SVIDRequest");
+        grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed request message");
         return 0;
     }
-    x509_svidrequest__free_unpacked(req, NULL);
-    return start_stream(ctx, call, STREAM_X509SVID);
+    protobuf_c_message_free_unpacked(req, NULL);
+    return start_stream(ctx, call, kind);
+}
+
+static int h_x509svid(struct grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
+{
+    return start_checked(call, msg, len, ctx, &x509_svidrequest__descriptor, STREAM_X509SVID);
 }
 
 static int h_x509bundles(struct grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
 {
-    X509BundlesRequest *req;
-
-    if (check_header(call) < 0) {
-        return 0;
-    }
-    req = x509_bundles_request__unpack(NULL, len, msg);
-    if (req == NULL) {
-        grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed X509BundlesRequest");
-        return 0;
-    }
-    x509_bundles_request__free_unpacked(req, NULL);
-    return start_stream(ctx, call, STREAM_X509BUNDLES);
+    return start_checked(call, msg, len, ctx, &x509_bundles_request__descriptor,
+                         STREAM_X509BUNDLES);
 }
 
 static int h_jwtbundles(struct grpc_call *call, const uint8_t *msg, size_t len, void *ctx)
 {
-    JWTBundlesRequest *req;
-
-    if (check_header(call) < 0) {
-        return 0;
-    }
-    req = jwtbundles_request__unpack(NULL, len, msg);
-    if (req == NULL) {
-        grpc_call_finish(call, GRPC_INVALID_ARGUMENT, "malformed JWTBundlesRequest");
-        return 0;
-    }
-    jwtbundles_request__free_unpacked(req, NULL);
-    return start_stream(ctx, call, STREAM_JWTBUNDLES);
+    return start_checked(call, msg, len, ctx, &jwtbundles_request__descriptor,
+                         STREAM_JWTBUNDLES);
 }
 
 static int h_jwtsvid(struct grpc_call *call, const uint8_t *msg, size_t len, void *ctx)

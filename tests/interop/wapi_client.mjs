@@ -10,7 +10,8 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const PROTO = path.join(here, '..', 'data', 'vectors', 'workloadapi.proto');
+// The same standard proto the broker is built from (one copy in the tree).
+const PROTO = path.join(here, '..', '..', 'broker', 'proto', 'workloadapi.proto');
 const [sock, which] = process.argv.slice(2);
 const STUB_ID = 'spiffe://example.test/stub/workload';
 
