@@ -31,6 +31,12 @@
 #define CA_MAX_PUBLISHED 16
 /* The meta key listing the `ca` ids published in the bundle (the next CA is always published). */
 #define CA_META_PUBLISHED "bundle_cas"
+/*
+ * The meta key holding when a forced rotation's prepared CA takes over (epoch seconds; see
+ * ca_prepare_now). Written and removed only in the transactions that prepare the next CA or
+ * make it take over, so it never outlives the CA it schedules.
+ */
+#define CA_META_TAKEOVER "ca_takeover_at"
 
 struct ca_state {
     char data_dir[CA_PATH_MAX];
@@ -47,6 +53,7 @@ struct ca_state {
     int64_t next_event;         /* when ca_maintain is next due; INT64_MAX for never */
     int schedule_ok;            /* 0 after a failed maintenance: retry soon */
     int64_t failed_at;
+    int64_t takeover_at;        /* when the prepared CA takes over; 0 when none is prepared */
 };
 
 static int path_join(char *out, size_t outsz, const char *dir, const char *name,
@@ -224,6 +231,7 @@ struct rot {
     size_t n_published;
     int recorded; /* 0: a data directory from before rotation, list derived from validity */
     uint64_t sequence;
+    int64_t forced_at; /* a forced rotation's takeover time; 0 when none is recorded */
 };
 
 static void rot_free(struct rot *r)
@@ -325,6 +333,19 @@ static int rot_load(struct ca_state *ca, int64_t now, struct rot *r, struct ly_e
         goto fail;
     }
     ly_error_clear(&probe);
+    rc = store_meta_get(ca->store, CA_META_TAKEOVER, buf, sizeof(buf), &probe);
+    if (rc == 0) {
+        uint64_t at = 0;
+        if (parse_u64(buf, &at) < 0 || at == 0 || at > (uint64_t)INT64_MAX) {
+            rc = ly_error_setx(err, LY_ERR_IO, 0, "database: bad CA takeover time");
+            goto fail;
+        }
+        r->forced_at = (int64_t)at;
+    } else if (probe.code != LY_ERR_USAGE) {
+        rc = ly_error_setx(err, probe.code, 0, "%s", probe.msg);
+        goto fail;
+    }
+    ly_error_clear(&probe);
     rc = store_meta_get(ca->store, CA_META_PUBLISHED, buf, sizeof(buf), &probe);
     if (rc == 0) {
         if (parse_published(buf, r->published, &r->n_published) < 0) {
@@ -361,16 +382,20 @@ static int64_t prepare_time(const struct store_ca *active)
 /*
  * 5/6 of the active CA's life: when the next CA takes over; if it was prepared late, halfway
  * between its preparation and the old CA's end, so it is published for a while before it signs.
+ * A forced rotation (ca_prepare_now) may bring that forward to the time it recorded.
  */
-static int64_t takeover_time(const struct store_ca *active, const struct store_ca *next)
+static int64_t takeover_time(const struct rot *r)
 {
+    const struct store_ca *active = r->active;
+    const struct store_ca *next = &r->next;
     int64_t life = active->not_after - active->not_before;
     int64_t at = active->not_before + (life - life / 6);
     int64_t lead = next->not_before + life / 3;
     int64_t half = next->not_before + (active->not_after - next->not_before) / 2;
     int64_t late = lead < half ? lead : half;
+    int64_t natural = late > at ? late : at;
 
-    return late > at ? late : at;
+    return r->forced_at > 0 && r->forced_at < natural ? r->forced_at : natural;
 }
 
 /*
@@ -492,7 +517,8 @@ static int refresh_schedule(struct ca_state *ca, int64_t now, struct ly_error *e
         return rc;
     }
     ca->sequence = r.sequence;
-    ev = r.has_next ? takeover_time(r.active, &r.next) : prepare_time(r.active);
+    ca->takeover_at = r.has_next ? takeover_time(&r) : 0;
+    ev = r.has_next ? takeover_time(&r) : prepare_time(r.active);
     rc = wanted_published(ca, &r, now, ids, &n, &drop_at, err);
     if (rc == 0) {
         /* A retired CA whose SVIDs have all expired is due to leave at once. */
@@ -894,13 +920,26 @@ int ca_mint_jwt(struct ca_state *ca, const struct spiffeid *id, const char *cons
 
 /* ---- CA rotation ------------------------------------------------------------------------- */
 
+/* Record (or, with at == 0, remove) a forced takeover time inside the caller's transaction. */
+static int write_takeover(struct ca_state *ca, int64_t at, struct ly_error *err)
+{
+    char buf[32];
+
+    if (at <= 0) {
+        return store_meta_delete(ca->store, CA_META_TAKEOVER, err);
+    }
+    (void)snprintf(buf, sizeof(buf), "%lld", (long long)at); /* fits */
+    return store_meta_set(ca->store, CA_META_TAKEOVER, buf, err);
+}
+
 /*
  * Prepare the next CA at `now`: same key type and lifetime as the active one. Its key file is
- * written first under a fresh name; one transaction then records it in the next-CA slot and
- * bumps the bundle sequence. If that fails the key file is removed again.
+ * written first under a fresh name; one transaction then records it in the next-CA slot, bumps
+ * the bundle sequence and records `takeover_at` (0: the regular schedule, and any stale forced
+ * time is removed). If that fails the key file is removed again.
  */
 static int step_prepare(struct ca_state *ca, const struct rot *r, int64_t now,
-                        struct ly_error *err)
+                        int64_t takeover_at, struct ly_error *err)
 {
     struct svid_key *key = NULL;
     struct ly_buf cert;
@@ -957,6 +996,9 @@ static int step_prepare(struct ca_state *ca, const struct rot *r, int64_t now,
     }
     if (rc == 0 && !r->recorded) {
         rc = write_published(ca, r->published, r->n_published, err);
+    }
+    if (rc == 0) {
+        rc = write_takeover(ca, takeover_at, err);
     }
     if (rc == 0) {
         rc = store_commit(ca->store, err);
@@ -1026,6 +1068,9 @@ static int step_takeover(struct ca_state *ca, const struct rot *r, struct ly_err
     if (rc == 0) {
         ids[n++] = id;
         rc = write_published(ca, ids, n, err);
+    }
+    if (rc == 0) {
+        rc = write_takeover(ca, 0, err); /* the forced rotation, if any, is done */
     }
     if (rc == 0) {
         rc = store_commit(ca->store, err);
@@ -1118,8 +1163,39 @@ static int sync_active(struct ca_state *ca, const struct rot *r, int *changed,
     return 0;
 }
 
-static int maintain(struct ca_state *ca, int64_t now, int force, int *changed,
-                    struct ly_error *err)
+/* What a rotation pass is asked to do beyond the regular schedule. */
+enum rot_mode {
+    ROT_SCHEDULED, /* ca_maintain: only the steps that are due */
+    ROT_NOW,       /* ca_rotate_now: prepare and take over at once */
+    ROT_PREPARE,   /* ca_prepare_now: prepare now, take over at a recorded time */
+};
+
+/* Bring a recorded forced takeover time forward to `at` (never later), in one transaction. */
+static int step_schedule_takeover(struct ca_state *ca, const struct rot *r, int64_t at,
+                                  struct ly_error *err)
+{
+    int rc;
+
+    if (r->forced_at > 0 && r->forced_at <= at) {
+        return 0; /* an earlier `ca rotate` already asked for sooner */
+    }
+    rc = store_begin(ca->store, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = write_takeover(ca, at, err);
+    if (rc == 0) {
+        rc = store_commit(ca->store, err);
+    }
+    if (rc < 0) {
+        store_rollback(ca->store);
+        return ly_error_wrap(err, "scheduling the next CA's takeover");
+    }
+    return 0;
+}
+
+static int maintain(struct ca_state *ca, int64_t now, enum rot_mode mode, int64_t takeover_at,
+                    int *changed, struct ly_error *err)
 {
     struct rot r;
     int dropped = 0;
@@ -1133,8 +1209,8 @@ static int maintain(struct ca_state *ca, int64_t now, int force, int *changed,
     if (rc < 0) {
         goto out;
     }
-    if (!r.has_next && (force || now >= prepare_time(r.active))) {
-        rc = step_prepare(ca, &r, now, err);
+    if (!r.has_next && (mode != ROT_SCHEDULED || now >= prepare_time(r.active))) {
+        rc = step_prepare(ca, &r, now, mode == ROT_PREPARE ? takeover_at : 0, err);
         if (rc < 0) {
             goto out;
         }
@@ -1144,8 +1220,20 @@ static int maintain(struct ca_state *ca, int64_t now, int force, int *changed,
         if (rc < 0) {
             return rc;
         }
+    } else if (r.has_next && mode == ROT_PREPARE) {
+        /* Published already (at 1/2 of the CA's life): only the takeover is brought forward. */
+        rc = step_schedule_takeover(ca, &r, takeover_at, err);
+        if (rc < 0) {
+            goto out;
+        }
+        rot_free(&r);
+        rc = rot_load(ca, now, &r, err);
+        if (rc < 0) {
+            return rc;
+        }
     }
-    if (r.has_next && (force || now >= takeover_time(r.active, &r.next))) {
+    /* In ROT_PREPARE mode only a takeover that is due anyway (the old CA expired) happens. */
+    if (r.has_next && (mode == ROT_NOW || now >= takeover_time(&r))) {
         rc = step_takeover(ca, &r, err);
         if (rc < 0) {
             goto out;
@@ -1158,7 +1246,7 @@ static int maintain(struct ca_state *ca, int64_t now, int force, int *changed,
         }
     }
     /* A forced rotation keeps the old CA published; the next regular run prunes. */
-    if (!force) {
+    if (mode == ROT_SCHEDULED) {
         rc = step_prune(ca, &r, now, &dropped, err);
         if (rc < 0) {
             goto out;
@@ -1173,10 +1261,10 @@ out:
 }
 
 /* Run a rotation pass and keep the schedule honest whatever happened. */
-static int maintain_and_schedule(struct ca_state *ca, int64_t now, int force, int *changed,
-                                 struct ly_error *err)
+static int maintain_and_schedule(struct ca_state *ca, int64_t now, enum rot_mode mode,
+                                 int64_t takeover_at, int *changed, struct ly_error *err)
 {
-    int rc = maintain(ca, now, force, changed, err);
+    int rc = maintain(ca, now, mode, takeover_at, changed, err);
 
     if (rc == 0) {
         rc = refresh_schedule(ca, now, err);
@@ -1191,14 +1279,30 @@ static int maintain_and_schedule(struct ca_state *ca, int64_t now, int force, in
 int ca_maintain(struct ca_state *ca, int64_t now, int *changed, struct ly_error *err)
 {
     *changed = 0;
-    return maintain_and_schedule(ca, now, 0, changed, err);
+    return maintain_and_schedule(ca, now, ROT_SCHEDULED, 0, changed, err);
 }
 
 int ca_rotate_now(struct ca_state *ca, int64_t now, struct ly_error *err)
 {
     int changed = 0;
 
-    return maintain_and_schedule(ca, now, 1, &changed, err);
+    return maintain_and_schedule(ca, now, ROT_NOW, 0, &changed, err);
+}
+
+int ca_prepare_now(struct ca_state *ca, int64_t now, int64_t takeover_at, int *changed,
+                   struct ly_error *err)
+{
+    *changed = 0;
+    if (takeover_at <= now) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "the next CA must take over after it is published, not at once");
+    }
+    return maintain_and_schedule(ca, now, ROT_PREPARE, takeover_at, changed, err);
+}
+
+int64_t ca_takeover_at(const struct ca_state *ca)
+{
+    return ca->takeover_at;
 }
 
 int64_t ca_next_event(const struct ca_state *ca, int64_t now)

@@ -128,11 +128,34 @@ int ca_maintain(struct ca_state *ca, int64_t now, int *changed, struct ly_error 
 int64_t ca_next_event(const struct ca_state *ca, int64_t now);
 
 /*
- * Force a rotation now (`lanyard ca rotate`): prepare the next CA unless one is prepared
- * already, then make it take over at once. The old CA stays in the bundle until its SVIDs
- * expire. Returns 0 or an error with nothing half-done (as ca_maintain).
+ * Force a rotation now in one step (`lanyard ca rotate` with no server running): prepare the
+ * next CA unless one is prepared already, then make it take over at once. The old CA stays in
+ * the bundle until its SVIDs expire. Returns 0 or an error with nothing half-done (as
+ * ca_maintain). A running daemon uses ca_prepare_now() instead, so that its clients hold the
+ * new CA before any SVID it signs reaches them.
  */
 int ca_rotate_now(struct ca_state *ca, int64_t now, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * First phase of a two-phase forced rotation, for the daemon, which can tell its clients about
+ * the next CA before that CA signs anything. Prepares the next CA now unless one is prepared
+ * already (*changed gets CA_CHANGED_BUNDLE: it joins the bundle, sequence + 1), and records in
+ * the same transaction that it takes over at `takeover_at` (epoch seconds, > now; an earlier
+ * recorded time is kept). The takeover itself is the later ca_maintain() step that
+ * ca_next_event() announces (CA_CHANGED_SIGNER then), so a crash between the phases loses
+ * nothing: the store holds the published CA and its takeover time, and the next start finishes
+ * the rotation on time. Only a takeover that is due regardless (the active CA has expired)
+ * happens within this call. LY_ERR_USAGE when takeover_at <= now. Errors as ca_maintain().
+ */
+int ca_prepare_now(struct ca_state *ca, int64_t now, int64_t takeover_at, int *changed,
+                   struct ly_error *err) LY_MUST_USE;
+
+/*
+ * When the prepared next CA takes over (epoch seconds: the regular 5/6 point or the time a
+ * forced rotation recorded, whichever is sooner), or 0 when no next CA is prepared. As known at
+ * the last ca_open()/ca_maintain()/ca_rotate_now()/ca_prepare_now(); does no I/O.
+ */
+int64_t ca_takeover_at(const struct ca_state *ca);
 
 /* The store id of the CA that signs now (changes when another CA takes over). */
 int64_t ca_active_id(const struct ca_state *ca);

@@ -37,6 +37,12 @@
 #define ADMIN_MAX_CONNS 16
 #define ADMIN_TIMEOUT_MS 10000
 #define SVID_IDLE_KEEP 30 /* seconds an unused SVID is kept for a workload that reconnects */
+/*
+ * `ca rotate` on a running server publishes the next CA (bundle pushed on every open stream)
+ * and lets it sign only this many seconds later, so that a client holds the new CA before any
+ * SVID it signed arrives. Well under ADMIN_TIMEOUT_MS: the CLI's answer waits for the takeover.
+ */
+#define SERVER_CA_PUBLISH_DELAY 2
 
 struct aconn {
     struct server *s;
@@ -45,6 +51,7 @@ struct aconn {
     struct ly_buf out;
     size_t out_off;
     uint64_t timer;
+    int parked; /* a `ca.rotate` whose answer waits for the new CA's takeover */
     struct aconn *next;
 };
 
@@ -64,7 +71,10 @@ struct server {
     int64_t started;
     uint64_t tick;
     int exit_code;
+    int defer_reply; /* set by an admin op whose answer comes later (see aconn_io) */
 };
+
+static void aconn_respond(struct aconn *c, json_t *resp);
 
 /* ---- admin operations ---------------------------------------------------------------------- */
 
@@ -228,19 +238,47 @@ static json_t *op_entry_delete(struct server *s, const json_t *args, struct ly_e
     return json_pack("{s:s}", "deleted", id);
 }
 
+/* Act on what a CA rotation step changed (CA_CHANGED_* bits); the caller pushes to streams. */
+static void ca_changes_apply(struct server *s, int changed, int64_t now)
+{
+    if (changed & CA_CHANGED_BUNDLE) {
+        provider_bundle_changed(s->prov);
+        log_event(LOG_INFO, "bundle.changed", LOG_END);
+    }
+    if (changed & CA_CHANGED_SIGNER) {
+        svidcache_ca_changed(s->cache, now);
+        log_event(LOG_INFO, "ca.took_over", LOG_INT, "active_ca", ca_active_id(s->ca), LOG_END);
+    }
+}
+
+/*
+ * `ca rotate`, in two phases. Phase 1 (here): the next CA is prepared and published, and the
+ * new bundle is pushed on every open stream at once. Phase 2 (on_tick, at the takeover time
+ * recorded in the store): it signs, SVIDs are re-issued from it and pushed, and only then is
+ * this request answered, so the CLI reports a finished rotation. Because phase 2 is recorded
+ * in the store with phase 1, a crash in between is finished by the next start.
+ */
 static json_t *op_ca_rotate(struct server *s, const json_t *args, struct ly_error *err)
 {
     int64_t now = ly_time_now();
+    /* +1: `now` is truncated to the second, so the wait is never shorter than the delay. */
+    int64_t at = now + SERVER_CA_PUBLISH_DELAY + 1;
+    int changed = 0;
 
     (void)args;
-    if (ca_rotate_now(s->ca, now, err) < 0) {
+    if (ca_prepare_now(s->ca, now, at, &changed, err) < 0) {
         return NULL;
     }
-    log_event(LOG_INFO, "ca.rotated", LOG_INT, "active_ca", ca_active_id(s->ca), LOG_END);
-    svidcache_ca_changed(s->cache, now);
-    provider_bundle_changed(s->prov);
-    workload_notify(s->wapi);
-    return json_pack("{s:I}", "active_ca", (json_int_t)ca_active_id(s->ca));
+    ca_changes_apply(s, changed, now);
+    workload_notify(s->wapi); /* the bundle holding the next CA goes out before it signs */
+    if (changed & CA_CHANGED_SIGNER) {
+        /* The old CA had expired: nothing could wait, the next CA took over at once. */
+        return json_pack("{s:I}", "active_ca", (json_int_t)ca_active_id(s->ca));
+    }
+    log_event(LOG_INFO, "ca.rotation_started", LOG_INT, "takes_over_at", ca_takeover_at(s->ca),
+              LOG_INT, "publish_delay_seconds", (int64_t)SERVER_CA_PUBLISH_DELAY, LOG_END);
+    s->defer_reply = 1;
+    return json_pack("{s:I}", "takes_over_at", (json_int_t)ca_takeover_at(s->ca));
 }
 
 typedef json_t *(*admin_op_fn)(struct server *s, const json_t *args, struct ly_error *err);
@@ -316,6 +354,7 @@ static void aconn_io(struct loop *loop, int fd, int mask, void *arg)
     struct aconn *c = arg;
     struct ly_error err;
 
+    (void)loop; /* the same loop as c->s->loop, which aconn_respond() uses */
     ly_error_clear(&err);
     if (c->out.data != NULL) {
         while (c->out_off < c->out.len) {
@@ -340,7 +379,8 @@ static void aconn_io(struct loop *loop, int fd, int mask, void *arg)
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             return;
         }
-        if (n <= 0 || ly_buf_append(&c->in, chunk, (size_t)n, &err) < 0) {
+        /* One request per connection: a parked one that says more (or hangs up) is closed. */
+        if (n <= 0 || c->parked || ly_buf_append(&c->in, chunk, (size_t)n, &err) < 0) {
             aconn_close(c);
             return;
         }
@@ -349,16 +389,58 @@ static void aconn_io(struct loop *loop, int fd, int mask, void *arg)
         } else if (flen == 0) {
             return; /* wait for the rest of the frame */
         } else {
+            c->s->defer_reply = 0;
             resp = admin_dispatch(c->s, c->in.data + 4, flen - 4);
+            if (c->s->defer_reply) {
+                /* Answered later by aconn_respond(); until then only a hang-up is read. */
+                c->s->defer_reply = 0;
+                c->parked = 1;
+                json_decref(resp);
+                return;
+            }
         }
-        if (resp == NULL || admin_frame_encode(resp, &c->out, &err) < 0 ||
-            loop_fd_mask(loop, fd, LOOP_WRITABLE, &err) < 0) {
-            json_decref(resp);
-            aconn_close(c);
-            return;
-        }
+        aconn_respond(c, resp);
+    }
+}
+
+/* Send `resp` (taken over, may be NULL) as this connection's one answer, then close it. */
+static void aconn_respond(struct aconn *c, json_t *resp)
+{
+    struct ly_error err;
+
+    ly_error_clear(&err);
+    c->parked = 0;
+    if (resp == NULL || admin_frame_encode(resp, &c->out, &err) < 0 ||
+        loop_fd_mask(c->s->loop, c->fd, LOOP_WRITABLE, &err) < 0) {
         json_decref(resp);
-        aconn_io(loop, fd, LOOP_WRITABLE, c);
+        aconn_close(c);
+        return;
+    }
+    json_decref(resp);
+    aconn_io(c->s->loop, c->fd, LOOP_WRITABLE, c);
+}
+
+/*
+ * Answer every parked `ca.rotate`: with the active CA once the new one took over, or with the
+ * error of the failed rotation step (`failure` non-NULL; the server retries on its own).
+ */
+static void aconn_answer_parked(struct server *s, const struct ly_error *failure)
+{
+    struct aconn *c = s->aconns;
+
+    while (c != NULL) {
+        struct aconn *next = c->next; /* c may be closed and freed by the answer */
+        json_t *res;
+
+        if (c->parked) {
+            if (failure != NULL) {
+                aconn_respond(c, admin_response_error(failure->code, failure->msg));
+            } else {
+                res = json_pack("{s:I}", "active_ca", (json_int_t)ca_active_id(s->ca));
+                aconn_respond(c, res != NULL ? admin_response_ok(res) : NULL);
+            }
+        }
+        c = next;
     }
 }
 
@@ -485,24 +567,19 @@ static long on_tick(struct loop *loop, uint64_t id, void *arg)
     int64_t now = ly_time_now();
     int changed = 0;
     int reminted = 0;
+    struct ly_error ca_err;
+    int ca_failed = 0;
 
     (void)loop;
     (void)id;
     ly_error_clear(&err);
+    ly_error_clear(&ca_err);
     if (ca_next_event(s->ca, now) <= now) {
-        if (ca_maintain(s->ca, now, &changed, &err) < 0) {
-            log_event(LOG_ERROR, "ca.maintenance_failed", LOG_STR, "reason", err.msg, LOG_END);
-            ly_error_clear(&err);
+        if (ca_maintain(s->ca, now, &changed, &ca_err) < 0) {
+            log_event(LOG_ERROR, "ca.maintenance_failed", LOG_STR, "reason", ca_err.msg, LOG_END);
+            ca_failed = 1;
         }
-        if (changed & CA_CHANGED_BUNDLE) {
-            provider_bundle_changed(s->prov);
-            log_event(LOG_INFO, "bundle.changed", LOG_END);
-        }
-        if (changed & CA_CHANGED_SIGNER) {
-            svidcache_ca_changed(s->cache, now);
-            log_event(LOG_INFO, "ca.took_over", LOG_INT, "active_ca", ca_active_id(s->ca),
-                      LOG_END);
-        }
+        ca_changes_apply(s, changed, now);
     }
     if (svidcache_next_refresh(s->cache) <= now &&
         svidcache_refresh_due(s->cache, now, on_reminted, &reminted, &err) < 0) {
@@ -510,6 +587,12 @@ static long on_tick(struct loop *loop, uint64_t id, void *arg)
     }
     if (changed != 0 || reminted != 0) {
         workload_notify(s->wapi);
+    }
+    /* Phase 2 of `ca rotate` is done (SVIDs re-issued and pushed above), or it failed. */
+    if (changed & CA_CHANGED_SIGNER) {
+        aconn_answer_parked(s, NULL);
+    } else if (ca_failed) {
+        aconn_answer_parked(s, &ca_err);
     }
     return SERVER_TICK_MS;
 }

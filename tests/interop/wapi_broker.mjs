@@ -9,9 +9,14 @@
 //   jwt SOCK AUD [ID]          FetchJWTSVID
 //   validate SOCK AUD TOKEN    ValidateJWTSVID
 //   status SOCK METHOD [nohdr] the gRPC status code a call ends with (first message ignored)
+//   record SOCK MS OUTDIR      FetchX509SVID and FetchX509Bundles streams for MS ms: for every
+//                              message the bundle's CA fingerprints (SHA-256 of each DER cert)
+//                              and, per SVID, serial, issuer, authority key id and the bundle CA
+//                              whose key verifies it; writes msgN-svid.pem and msgN-bundle.pem
+//   until SOCK MS              retry FetchX509SVID for up to MS ms until one message arrives
 import grpc from '@grpc/grpc-js';
 import protoLoader from '@grpc/proto-loader';
-import { X509Certificate, createPrivateKey } from 'node:crypto';
+import { X509Certificate, createHash, createPrivateKey } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -45,6 +50,23 @@ function splitDer(buf) {
     return certs;
 }
 const pem = (der, label) => `-----BEGIN ${label}-----\n${der.toString('base64').match(/.{1,64}/g).join('\n')}\n-----END ${label}-----\n`;
+// The keyIdentifier of an extension (AKID 2.5.29.35: [0] inside a SEQUENCE; SKID 2.5.29.14: an
+// OCTET STRING), found by its OID in the DER: test-side only, to name the signing CA.
+function extKeyId(der, oidLast) {
+    const oid = Buffer.from([0x06, 0x03, 0x55, 0x1d, oidLast]);
+    const at = der.indexOf(oid);
+    if (at < 0) return null;
+    let p = at + oid.length;
+    if (der[p] === 0x01) p += 3; // critical BOOLEAN
+    if (der[p] !== 0x04) return null;
+    p += 2; // extnValue OCTET STRING (short form: key ids are small)
+    if (oidLast === 0x23) { if (der[p] !== 0x30) return null; p += 2; if (der[p] !== 0x80) return null; }
+    else if (der[p] !== 0x04) return null;
+    const len = der[p + 1];
+    return Buffer.from(der.subarray(p + 2, p + 2 + len)).toString('hex');
+}
+const akid = (der) => extKeyId(der, 0x23);
+const skid = (der) => extKeyId(der, 0x0e);
 const certInfo = (der) => { const c = new X509Certificate(der); return { serial: c.serialNumber, nb: Date.parse(c.validFrom), na: Date.parse(c.validTo), san: c.subjectAltName }; };
 
 function stream(method, req, onData, ms, hdr = true) {
@@ -119,6 +141,53 @@ if (mode === 'x509') {
         const st = await stream(method, {}, (m, call) => call.cancel(), 10000, hdr);
         out(st);
     }
+} else if (mode === 'record') {
+    const ms = Number(rest[0]);
+    const dir = rest[1];
+    const t0 = Date.now();
+    const fp = (der) => createHash('sha256').update(der).digest('hex');
+    const seen = new Map(); // fingerprint -> X509Certificate of every CA any bundle held
+    const messages = [], bundles = [];
+    const svidStream = stream('FetchX509SVID', {}, (m) => {
+        const i = messages.length;
+        const bundle = m.svids.length ? splitDer(m.svids[0].bundle) : [];
+        for (const c of bundle) seen.set(fp(c), new X509Certificate(c));
+        const svids = m.svids.map((s) => {
+            const leafDer = splitDer(s.x509_svid)[0];
+            const leaf = new X509Certificate(leafDer);
+            let signer = null;
+            for (const [f, ca] of seen) if (leaf.checkIssued(ca) && leaf.verify(ca.publicKey)) signer = f;
+            return { spiffe_id: s.spiffe_id, serial: leaf.serialNumber, issuer: leaf.issuer,
+                     akid: akid(leafDer), signer };
+        });
+        if (m.svids.length) {
+            writeFileSync(path.join(dir, `msg${i}-svid.pem`), pem(splitDer(m.svids[0].x509_svid)[0], 'CERTIFICATE'));
+            writeFileSync(path.join(dir, `msg${i}-bundle.pem`), bundle.map((c) => pem(c, 'CERTIFICATE')).join(''));
+        }
+        messages.push({ at: Date.now() - t0, bundle: bundle.map(fp), svids });
+    }, ms);
+    const bundleStream = stream('FetchX509Bundles', {}, (m) => {
+        const b = {};
+        for (const [td, v] of Object.entries(m.bundles)) b[td] = splitDer(v).map(fp);
+        bundles.push({ at: Date.now() - t0, bundles: b });
+    }, ms);
+    const [st, bst] = await Promise.all([svidStream, bundleStream]);
+    const skids = Object.fromEntries([...seen].map(([f, c]) => [f, skid(c.raw)]));
+    out({ messages, bundles, skids, status: st.code, bundle_status: bst.code });
+} else if (mode === 'until') {
+    const end = Date.now() + Number(rest[0]);
+    let last = null;
+    while (Date.now() < end) {
+        let got = null;
+        const st = await stream('FetchX509SVID', {}, (m, call) => { got = m; call.cancel(); }, 3000);
+        if (got) {
+            const leaf = new X509Certificate(splitDer(got.svids[0].x509_svid)[0]);
+            out({ ok: true, spiffe_id: got.svids[0].spiffe_id, serial: leaf.serialNumber });
+        }
+        last = st;
+        await new Promise((r) => setTimeout(r, 200));
+    }
+    die('no SVID: ' + JSON.stringify(last));
 } else {
     die('unknown mode ' + mode);
 }

@@ -488,6 +488,112 @@ static void test_crash_safety(void **state)
     assert_true(ca_active_id(f->ca) != ca1);
 }
 
+/*
+ * The daemon's two-phase `ca rotate`: ca_prepare_now() publishes the next CA (sequence + 1)
+ * and records its takeover time in the same transaction; ca_maintain() makes it sign only at
+ * that time, also from a fresh handle (a restart after a crash between the phases).
+ */
+static void test_prepare_now(void **state)
+{
+    struct fx *f = *state;
+    struct ly_error e;
+    struct x509svid_info info;
+    struct x509svid_chain *old_svid;
+    struct x509svid_chain *new_svid;
+    struct bundle *b0;
+    struct bundle *b1;
+    struct ca_state *other = NULL;
+    int64_t ca1 = ca_active_id(f->ca);
+    int64_t now = f->t0 + 30;
+    int keys = count_key_files(f);
+    int changed = -1;
+
+    b0 = get_bundle(f, now);
+    ly_error_clear(&e);
+    /* Taking over at once is what ca_rotate_now() is for; here it is refused, nothing done. */
+    assert_true(ca_prepare_now(f->ca, now, now, &changed, &e) < 0);
+    assert_int_equal(e.code, LY_ERR_USAGE);
+    assert_int_equal(ca_takeover_at(f->ca), 0);
+
+    /* The takeover time must land in the same transaction as the next CA, or neither does. */
+    db_exec(f, "CREATE TRIGGER fail_at BEFORE INSERT ON meta WHEN NEW.key = 'ca_takeover_at'"
+               " BEGIN SELECT RAISE(ABORT, 'injected failure'); END;");
+    ly_error_clear(&e);
+    assert_true(ca_prepare_now(f->ca, now, now + 3, &changed, &e) < 0);
+    assert_int_equal(count_key_files(f), keys);
+    b1 = get_bundle(f, now);
+    assert_int_equal(bundle_x509_count(b1), 1);
+    assert_int_equal(seq_of(b1), seq_of(b0));
+    bundle_free(b1);
+    db_exec(f, "DROP TRIGGER fail_at");
+
+    /* Phase 1: published, not signing. */
+    ly_error_clear(&e);
+    assert_int_equal(ca_prepare_now(f->ca, now, now + 3, &changed, &e), 0);
+    assert_int_equal(changed, CA_CHANGED_BUNDLE);
+    assert_int_equal(ca_active_id(f->ca), ca1);
+    assert_int_equal(ca_takeover_at(f->ca), now + 3);
+    assert_int_equal(ca_next_event(f->ca, now), now + 3);
+    b1 = get_bundle(f, now);
+    assert_int_equal(bundle_x509_count(b1), 2);
+    assert_int_equal(seq_of(b1), seq_of(b0) + 1);
+    old_svid = mint(f, "/during", 120, now + 1, &info);
+    assert_int_equal(verify_with(old_svid, b0, now + 1), 0);
+    /* Asking again neither re-publishes nor postpones. */
+    assert_int_equal(ca_prepare_now(f->ca, now + 1, now + 10, &changed, &e), 0);
+    assert_int_equal(changed, 0);
+    assert_int_equal(ca_takeover_at(f->ca), now + 3);
+
+    /* Crash here: a fresh handle finishes the rotation at the recorded time, not before. */
+    assert_int_equal(ca_open(f->dir, &other, &e), 0);
+    assert_int_equal(ca_next_event(other, now + 2), now + 3);
+    assert_int_equal(ca_maintain(other, now + 2, &changed, &e), 0);
+    assert_int_equal(changed, 0);
+    assert_int_equal(ca_maintain(other, now + 3, &changed, &e), 0);
+    assert_int_equal(changed, CA_CHANGED_SIGNER);
+    assert_true(ca_active_id(other) != ca1);
+    assert_int_equal(ca_takeover_at(other), 0);
+    ca_close(other);
+    assert_int_equal(maintain(f, now + 3) & CA_CHANGED_SIGNER, CA_CHANGED_SIGNER);
+    new_svid = mint(f, "/after", 120, now + 4, &info);
+    assert_int_equal(verify_with(new_svid, b1, now + 4), 0); /* held since phase 1 */
+    assert_int_equal(verify_with(new_svid, b0, now + 4), X509SVID_R_UNKNOWN_AUTHORITY);
+    {
+        struct bundle *b2 = get_bundle(f, now + 4); /* the old CA is still published */
+        assert_int_equal(verify_with(old_svid, b2, now + 4), 0);
+        assert_int_equal(seq_of(b2), seq_of(b1));
+        bundle_free(b2);
+    }
+
+    /* The forced time was consumed: the next CA is prepared and takes over on schedule. */
+    {
+        int64_t prep = now + 4;
+        int64_t t;
+        int i;
+        /* Step through the scheduled events (old CAs leaving) until the next CA is prepared. */
+        for (i = 0; i < 5 && ca_takeover_at(f->ca) == 0; i++) {
+            prep = ca_next_event(f->ca, prep);
+            (void)maintain(f, prep);
+        }
+        t = ca_takeover_at(f->ca);
+        assert_true(t > prep + LIFE / 6);
+        /* A forced rotation with a CA prepared already only brings the takeover forward. */
+        bundle_free(b0);
+        b0 = get_bundle(f, prep + 1);
+        assert_int_equal(ca_prepare_now(f->ca, prep + 1, prep + 4, &changed, &e), 0);
+        assert_int_equal(changed, 0);
+        assert_int_equal(ca_takeover_at(f->ca), prep + 4);
+        bundle_free(b1);
+        b1 = get_bundle(f, prep + 1);
+        assert_int_equal(seq_of(b1), seq_of(b0));
+        assert_int_equal(maintain(f, prep + 4) & CA_CHANGED_SIGNER, CA_CHANGED_SIGNER);
+    }
+    x509svid_chain_free(old_svid);
+    x509svid_chain_free(new_svid);
+    bundle_free(b0);
+    bundle_free(b1);
+}
+
 /* A data directory made before rotation existed has no list of published CAs. */
 static void test_legacy_directory(void **state)
 {
@@ -516,6 +622,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catch_up_after_downtime, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crash_safety, setup, teardown),
         cmocka_unit_test_setup_teardown(test_legacy_directory, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prepare_now, setup, teardown),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
