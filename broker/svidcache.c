@@ -211,20 +211,25 @@ static void unlink_item(struct svidcache *c, struct item **slot)
 }
 
 /*
- * refresh_at = not_before + life/2 - jitter with jitter uniform in [0, life/10] (so between
- * 40 % and 50 % of the life), from the kernel's CSPRNG so that many SVIDs minted together
- * (a CA takeover) do not all come due in the same second again.
+ * refresh_at = not_before + life/2 - jitter with jitter uniform in [life/20, life/10] (so between
+ * 40 % and 45 % of the life), from the kernel's CSPRNG so that many SVIDs minted together
+ * (a CA takeover) do not all come due in the same second again. The upper bound stays clear of
+ * half-life so that the new SVID reaches open streams before the old one is half spent, even
+ * with the daemon's tick and whole-second clocks in between.
  */
 static int pick_refresh(int64_t nb, int64_t na, int64_t now, int64_t *out, struct ly_error *err)
 {
     int64_t life = na - nb;
-    int64_t hi = life / 2;
+    int64_t hi = life / 2 - (life + 19) / 20;
     int64_t lo = (2 * life + 4) / 5;
     uint64_t r;
     int64_t at;
 
     if (life <= 0) {
         return ly_error_setx(err, LY_ERR_INTERNAL, 0, "svidcache: minted SVID has no lifetime");
+    }
+    if (hi < 1) {
+        hi = 1;
     }
     if (lo > hi) {
         lo = hi;

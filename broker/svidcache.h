@@ -1,8 +1,9 @@
 /*
  * svidcache: the daemon's X509-SVIDs, one per registration entry that has a live workload (as a
  * SPIRE agent keeps them): minted once per rotation with a fresh key and cached, not minted per
- * fetch, and re-minted at about half their lifetime (SPIRE's rule: half, minus up to 10 %
- * jitter) or at once when another CA takes over. It keeps no SVID for an entry nobody uses.
+ * fetch, and re-minted before half their lifetime (at 40-45 % of it, with random jitter, so
+ * the new SVID reaches streams before the old one is half spent) or at once when another CA
+ * takes over. It keeps no SVID for an entry nobody uses.
  * Single-threaded (the daemon's loop); it never logs and never puts key bytes in messages.
  */
 #ifndef SVIDCACHE_H
@@ -38,7 +39,7 @@ struct svidcache_svid {
     size_t key_len;
     int64_t not_before; /* epoch seconds, as in the certificate */
     int64_t not_after;
-    int64_t refresh_at; /* not_before + life/2 - jitter, jitter in [0, life/10] */
+    int64_t refresh_at; /* not_before + 40..45 % of the life (random jitter) */
     int64_t ca_id;      /* the store id of the CA that signed it */
     uint64_t generation; /* 1 for the first SVID of this entry in the cache, +1 per re-mint */
 };

@@ -1,5 +1,5 @@
 /*
- * Unit tests for broker/svidcache: refresh time within 40-50 % of the lifetime, the cached SVID
+ * Unit tests for broker/svidcache: refresh time within 40-45 % of the lifetime, the cached SVID
  * until then and a new one (with a new key) after, re-minting of due SVIDs with a callback,
  * dropping (and wiping) released or deleted entries, idle keep, entry changes, CA takeover and
  * the guarantee that no SVID outlives its CA. Time is driven explicitly.
@@ -215,12 +215,13 @@ static void test_refresh_window(void **state)
         assert_int_equal(life, 600 + X509SVID_LEAF_BACKDATE);
         off = s->refresh_at - s->not_before;
         assert_true(10 * off >= 4 * life);
-        assert_true(2 * off <= life);
+        /* Clear of half-life (at most 45 %), so the push lands before the old SVID is half spent. */
+        assert_true(20 * off <= 9 * life);
         min_seen = off < min_seen ? off : min_seen;
         max_seen = off > max_seen ? off : max_seen;
         assert_int_equal(verify_now(f, s, now), 0);
     }
-    /* The jitter is actually random: 40 draws from 61 values do not all coincide. */
+    /* The jitter is actually random: 40 draws from about 30 values do not all coincide. */
     assert_true(max_seen > min_seen);
     assert_int_equal(svidcache_count(f->cache), 40);
 }
