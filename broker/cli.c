@@ -30,6 +30,8 @@
 #include "config.h"
 #include "server.h"
 #include "entry.h"
+#include "helper.h"
+#include "log.h"
 #include "store.h"
 
 #define CLI_VERSION "0.1.0"
@@ -347,7 +349,11 @@ static int cmd_ca_init(struct cli *c, int argc, char **argv)
 
 /*
  * `ca rotate`: the next CA takes over signing now; the old one stays in the bundle until the
- * SVIDs it signed have expired. Prints the new CA's fingerprint and the bundle sequence.
+ * SVIDs it signed have expired. Prints the new CA's fingerprint and the bundle sequence. A
+ * running server does it in two phases (publish, then sign after SERVER_CA_PUBLISH_DELAY in
+ * server.c) and answers after the second; without one, the store is rotated in one step: no
+ * Workload API client is connected to receive the bundle early, and every client that connects
+ * later gets the bundle and its SVID together.
  */
 static int cmd_ca_rotate(struct cli *c, int argc, char **argv)
 {
@@ -1472,6 +1478,124 @@ static int cmd_server_status(struct cli *c, int argc, char **argv)
     return write_stdout(NULL, 0);
 }
 
+/* ---- helper ------------------------------------------------------------------------------ */
+
+static int helper_usage(const char *msg)
+{
+    fprintf(stderr, "lanyard helper: %s\n(see 'lanyard helper run --help')\n", msg);
+    return 2;
+}
+
+static int cmd_helper(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"socket", required_argument, NULL, 's'},
+        {"dir", required_argument, NULL, 'D'},
+        {"jwt-audience", required_argument, NULL, 'a'},
+        {"cmd", required_argument, NULL, 'c'},
+        {"cmd-timeout", required_argument, NULL, 'T'},
+        {"signal", required_argument, NULL, 'S'},
+        {"pid", required_argument, NULL, 'p'},
+        {"pid-file", required_argument, NULL, 'P'},
+        {"once", no_argument, NULL, 'o'},
+        {"log-level", required_argument, NULL, 'l'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *aud[HELPER_MAX_AUDIENCES];
+    const char *socket_arg = NULL;
+    const char *pid_arg = NULL;
+    char sock[4096];
+    struct helper_config cfg;
+    enum log_level level;
+    int64_t t;
+    int o;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.audiences = aud;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 's':
+            socket_arg = optarg;
+            break;
+        case 'D':
+            cfg.dir = optarg;
+            break;
+        case 'a':
+            if (cfg.n_audiences == HELPER_MAX_AUDIENCES) {
+                return helper_usage("at most 16 --jwt-audience flags");
+            }
+            aud[cfg.n_audiences++] = optarg;
+            break;
+        case 'c':
+            cfg.cmd = optarg;
+            break;
+        case 'T':
+            if (parse_duration_opt(c, "--cmd-timeout", optarg, &t) < 0) {
+                return fail(c, NULL);
+            }
+            cfg.cmd_timeout_ms = (long)(t > 3600 ? 3600 : t) * 1000;
+            break;
+        case 'S':
+            if (helper_signal_parse(optarg, &cfg.signal, &c->err) < 0) {
+                return fail(c, "--signal");
+            }
+            break;
+        case 'p':
+            pid_arg = optarg;
+            break;
+        case 'P':
+            cfg.pid_file = optarg;
+            break;
+        case 'o':
+            cfg.once = 1;
+            break;
+        case 'l':
+            if (log_level_parse(optarg, &level) < 0) {
+                return helper_usage("--log-level must be debug, info, warn or error");
+            }
+            log_set_level(level);
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (socket_arg == NULL) {
+        socket_arg = getenv("SPIFFE_ENDPOINT_SOCKET");
+        if (socket_arg == NULL || socket_arg[0] == '\0') {
+            return helper_usage("no Workload API socket: give --socket PATH or set "
+                                "SPIFFE_ENDPOINT_SOCKET");
+        }
+    }
+    if (helper_endpoint_parse(socket_arg, sock, sizeof(sock), &c->err) < 0) {
+        return fail(c, "--socket");
+    }
+    cfg.socket_path = sock;
+    if (cfg.dir == NULL || cfg.dir[0] == '\0') {
+        return helper_usage("--dir DIR is required (where the files are written)");
+    }
+    if (pid_arg != NULL && cfg.pid_file != NULL) {
+        return helper_usage("give --pid or --pid-file, not both");
+    }
+    if (pid_arg != NULL &&
+        helper_pid_parse(pid_arg, strlen(pid_arg), &cfg.pid, &c->err) < 0) {
+        c->err.code = LY_ERR_USAGE;
+        return fail(c, "--pid");
+    }
+    if (cfg.signal != 0 && pid_arg == NULL && cfg.pid_file == NULL) {
+        return helper_usage("--signal needs --pid PID or --pid-file FILE");
+    }
+    if (cfg.signal == 0 && (pid_arg != NULL || cfg.pid_file != NULL)) {
+        return helper_usage("--pid and --pid-file need --signal SIG");
+    }
+    if (helper_run(&cfg, &c->err) < 0) {
+        return fail(c, "helper");
+    }
+    return 0;
+}
+
 /* ---- PEM output -------------------------------------------------------------------------- */
 
 static int pem_from_der(const char *label, const uint8_t *der, size_t len, struct ly_buf *out,
@@ -1507,7 +1631,7 @@ static const struct cli_cmd commands[] = {
     {"id", "parse", "id parse SPIFFE_ID",
      "Check a SPIFFE ID; print its trust domain and path, or why it is invalid.", cmd_id_parse},
     {"server", "run",
-     "server run [--config FILE] [--trust-domain TD] [--workload-socket PATH] "
+     "server [run] [--config FILE] [--trust-domain TD] [--workload-socket PATH] "
      "[--admin-socket PATH] [--health-listen HOST:PORT] [--log-level LEVEL]",
      "Run the broker daemon in the foreground: the SPIFFE Workload API, the admin socket and\n"
      "  the health endpoint, with automatic SVID and CA rotation. JSON log lines on stderr.\n"
@@ -1523,8 +1647,12 @@ static const struct cli_cmd commands[] = {
      cmd_ca_init},
     {"ca", "rotate", "ca rotate",
      "Rotate the X.509 CA now: the next CA (published in the bundle) starts signing; the\n"
-     "  old one stays in the bundle until every SVID it signed has expired. The daemon also\n"
-     "  rotates on its own: next CA published at 1/2 of the CA lifetime, signing at 5/6.",
+     "  old one stays in the bundle until every SVID it signed has expired. With a server\n"
+     "  running this takes two steps: the next CA is published at once (the new bundle is\n"
+     "  pushed on every open Workload API stream) and signs only 2 s later, when SVIDs are\n"
+     "  re-issued from it; the command returns after that. Without a server it signs at once\n"
+     "  (no client is connected to be told first). The daemon also rotates on its own: next\n"
+     "  CA published at 1/2 of the CA lifetime, signing at 5/6.",
      cmd_ca_rotate},
     {"svid", "mint",
      "svid mint --id SPIFFE_ID [--ttl DURATION] [--csr FILE] [--dns NAME]... "
@@ -1559,7 +1687,7 @@ static const struct cli_cmd commands[] = {
      "Register a workload: the SPIFFE ID (in this trust domain) it gets when ALL selectors\n"
      "  hold. Selectors: unix:uid:N unix:gid:N unix:user:NAME unix:group:NAME\n"
      "  unix:supplementary_gid:N unix:supplementary_group:NAME unix:path:/ABS unix:sha256:HEX.\n"
-     "  Default TTL 1h (1m to 30d). Prints the new entry's id. An entry with the same\n"
+     "  Default TTL 1h (10s to 30d). Prints the new entry's id. An entry with the same\n"
      "  SPIFFE ID and selectors is refused.",
      cmd_entry_create},
     {"entry", "list", "entry list [--json]",
@@ -1568,6 +1696,18 @@ static const struct cli_cmd commands[] = {
      cmd_entry_list},
     {"entry", "show", "entry show ID [--json]", "Show one registered entry.", cmd_entry_show},
     {"entry", "delete", "entry delete ID", "Delete a registered entry.", cmd_entry_delete},
+    {"helper", "run",
+     "helper [run] --socket PATH --dir DIR [--jwt-audience AUD]... [--cmd \"PROGRAM ARGS\"] "
+     "[--cmd-timeout DURATION] [--signal SIG (--pid PID | --pid-file FILE)] [--once]",
+     "Keep this process's SVIDs as files in DIR, from the Workload API at --socket\n"
+     "  (unix:///PATH or a path; default $SPIFFE_ENDPOINT_SOCKET): svid.pem, svid.key (0600),\n"
+     "  svid_bundle.pem (cert chain + key, 0600), bundle.pem, federated/TD.pem, svid_N.pem/.key\n"
+     "  for further identities, jwt_svid_AUD.token (0600) per --jwt-audience. Each file is\n"
+     "  replaced atomically; svid.key is replaced just before svid.pem, and svid_bundle.pem\n"
+     "  always holds a matching pair. After each update the --cmd runs (no shell; default\n"
+     "  timeout 30s) and/or SIG is sent. Reconnects with backoff (0.5s to 10s) and keeps the\n"
+     "  last good files. --once: write once and exit (1 when this process has no identity).",
+     cmd_helper},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -1679,11 +1819,12 @@ int cli_main(int argc, char **argv)
         print_global_help(stdout);
         return write_stdout(NULL, 0);
     }
-    if (strcmp(group, "server") == 0 && (i + 1 >= argc || (strncmp(argv[i + 1], "-", 1) == 0 &&
-                                                          !has_help_flag(argc - i, argv + i)))) {
-        /* Bare "lanyard server [flags]" runs the daemon (as "lanyard server run"). */
+    if ((strcmp(group, "server") == 0 || strcmp(group, "helper") == 0) &&
+        (i + 1 >= argc ||
+         (strncmp(argv[i + 1], "-", 1) == 0 && !has_help_flag(argc - i, argv + i)))) {
+        /* Bare "lanyard server|helper [flags]" runs the group's "run" command. */
         for (k = 0; k < N_COMMANDS; k++) {
-            if (strcmp(commands[k].group, "server") == 0 && strcmp(commands[k].verb, "run") == 0) {
+            if (strcmp(commands[k].group, group) == 0 && strcmp(commands[k].verb, "run") == 0) {
                 int rc;
                 optind = 0;
                 rc = commands[k].fn(&c, argc - i, argv + i);
@@ -1694,6 +1835,13 @@ int cli_main(int argc, char **argv)
     if (i + 1 >= argc || strncmp(argv[i + 1], "-", 1) == 0) {
         /* "lanyard ca" or "lanyard ca --help": the group's commands. */
         int want_help = (i + 1 < argc) && has_help_flag(argc - i, argv + i);
+        /* "lanyard server --help": the command a bare group name runs, in full. */
+        for (k = 0; want_help && k < N_COMMANDS; k++) {
+            if (strcmp(commands[k].group, group) == 0 && strcmp(commands[k].verb, "run") == 0) {
+                print_cmd_help(stdout, &commands[k]);
+                fputs("\n", stdout);
+            }
+        }
         if (print_group_help(want_help ? stdout : stderr, group)) {
             return want_help ? write_stdout(NULL, 0) : 2;
         }

@@ -26,6 +26,7 @@ struct grpc_client {
     nghttp2_session *sess;
     int dead;
     size_t max_msg;
+    const volatile sig_atomic_t *intr; /* borrowed; see grpc_client_set_interrupt */
     /* the call in progress */
     int32_t sid;
     struct ly_buf req;
@@ -290,6 +291,11 @@ void grpc_client_set_max_message(struct grpc_client *c, size_t max)
     c->max_msg = max != 0 ? max : GRPC_CLIENT_MAX_MESSAGE;
 }
 
+void grpc_client_set_interrupt(struct grpc_client *c, const volatile sig_atomic_t *flag)
+{
+    c->intr = flag;
+}
+
 int grpc_client_is_dead(const struct grpc_client *c)
 {
     return c->dead;
@@ -460,6 +466,18 @@ int grpc_client_call(struct grpc_client *c, const char *path, const struct grpc_
                 break;
             }
             wait = (int)(deadline - t);
+        }
+        if (c->intr != NULL) {
+            if (*c->intr != 0) {
+                (void)nghttp2_submit_rst_stream(c->sess, NGHTTP2_FLAG_NONE, c->sid,
+                                                NGHTTP2_CANCEL); /* best effort */
+                (void)nghttp2_session_send(c->sess);             /* best effort */
+                set_local(c, GRPC_CANCELLED, "interrupted");
+                break;
+            }
+            if (wait < 0 || wait > GRPC_CLIENT_INTR_POLL_MS) {
+                wait = GRPC_CLIENT_INTR_POLL_MS;
+            }
         }
         pfd.fd = c->fd;
         pfd.events = POLLIN | (nghttp2_session_want_write(c->sess) ? POLLOUT : 0);

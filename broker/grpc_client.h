@@ -6,6 +6,7 @@
 #ifndef GRPC_CLIENT_H
 #define GRPC_CLIENT_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -72,6 +73,15 @@ int grpc_client_unary(struct grpc_client *c, const char *path, const struct grpc
                       size_t nmd, const uint8_t *req, size_t req_len, long timeout_ms,
                       struct ly_buf *resp, struct grpc_client_status *st, struct ly_error *err)
     LY_MUST_USE;
+
+/*
+ * Let a signal end calls: while *flag is non-zero, a running call is reset (RST_STREAM CANCEL)
+ * and ends with status CANCELLED, message "interrupted". The flag is checked at least every
+ * GRPC_CLIENT_INTR_POLL_MS, so a flag set by a signal handler just before poll() is still seen.
+ * `flag` is borrowed and must outlive the client; NULL turns this off (the default).
+ */
+#define GRPC_CLIENT_INTR_POLL_MS 250
+void grpc_client_set_interrupt(struct grpc_client *c, const volatile sig_atomic_t *flag);
 
 /* Non-zero once the connection is unusable (peer closed, GOAWAY with no streams left, error). */
 int grpc_client_is_dead(const struct grpc_client *c);
