@@ -48,7 +48,7 @@ all: $(BUILD)/.deps $(BUILD)/lanyard $(BUILD)/liblanyard.a
 DEB_PKGS := gcc make pkg-config libwolfssl-dev libjansson-dev libcbor-dev libsqlite3-dev \
             libcurl4-openssl-dev libcmocka-dev openssl golang-go clang libclang-rt-14-dev \
             sqlite3 ca-certificates libnghttp2-dev protobuf-c-compiler libprotobuf-c-dev \
-            libprotobuf-dev libhttp-parser-dev
+            libprotobuf-dev libhttp-parser-dev nginx
 
 deps: $(BUILD)/.deps
 
@@ -191,7 +191,11 @@ demo: all
 	@BUILD=$(BUILD) ./certs/demo.sh
 
 bench: all $(BENCH_BINS)
-	@for b in $(BENCH_BINS); do echo "== $$b"; $$b || exit 1; done
+	@echo "== mint"; $(BUILD)/bench/mint
+	@echo "== workload (200 paced clients, 500 ms between one client's fetches)"; \
+	  $(BUILD)/bench/workload --lanyard $(BUILD)/lanyard
+	@echo "== workload saturation (200 clients back to back)"; \
+	  $(BUILD)/bench/workload --lanyard $(BUILD)/lanyard --think-ms 0
 
 lint:
 	@! grep -nE '\b(strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|sscanf|system|popen|rand|gmtime|localtime)\s*\(' \

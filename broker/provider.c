@@ -35,6 +35,12 @@ struct caller {
     struct held held[PROVIDER_MAX_IDS];
     size_t n_held;
     struct workload_x509 out[PROVIDER_MAX_IDS];
+    /*
+     * 1 from op_attest until the next op: the entitlement was just read, in the same loop
+     * callback (the Workload API attests and sends the first message in one go, and the loop is
+     * single-threaded), so that first op need not match the entries a second time.
+     */
+    int just_matched;
 };
 
 struct provider {
@@ -241,6 +247,7 @@ static int op_attest(void *ctx, const struct grpc_peer *peer, void **out, struct
         free(c);
         return rc;
     }
+    c->just_matched = 1;
     p->n_callers++;
     *out = c;
     return 0;
@@ -272,7 +279,8 @@ static int op_x509(void *ctx, void *caller, const struct workload_x509 **svids, 
     size_t k = 0;
     int rc;
 
-    rc = refresh_caller(c, err);
+    rc = c->just_matched ? 0 : refresh_caller(c, err);
+    c->just_matched = 0;
     if (rc == 0) {
         rc = rebuild_bundles(p, err);
     }
@@ -321,14 +329,18 @@ static int bundles_of(struct provider *p, int jwt, const struct workload_bundle 
 static int op_x509_bundles(void *ctx, void *caller, const struct workload_bundle **b, size_t *n,
                            struct ly_error *err)
 {
-    (void)caller;
+    if (caller != NULL) {
+        ((struct caller *)caller)->just_matched = 0;
+    }
     return bundles_of(ctx, 0, b, n, err);
 }
 
 static int op_jwt_bundles(void *ctx, void *caller, const struct workload_bundle **b, size_t *n,
                           struct ly_error *err)
 {
-    (void)caller;
+    if (caller != NULL) {
+        ((struct caller *)caller)->just_matched = 0;
+    }
     return bundles_of(ctx, 1, b, n, err);
 }
 
@@ -353,7 +365,8 @@ static int op_jwt_mint(void *ctx, void *caller, const char *spiffe_id, const cha
     int rc;
 
     tokens_clear(p);
-    rc = refresh_caller(c, err);
+    rc = c->just_matched ? 0 : refresh_caller(c, err);
+    c->just_matched = 0;
     if (rc < 0) {
         return rc;
     }

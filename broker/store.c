@@ -22,8 +22,22 @@
 
 #define STORE_SCHEMA_VERSION 2
 
+/*
+ * Statements of the attestation path, kept prepared between calls: the Workload API matches on
+ * every fetch, and parsing the same SQL each time cost more than running it. Keyed by the
+ * address of the static SQL text, so a slot can never hold another query's statement.
+ */
+#define STORE_STMT_CACHE 16
+
+struct store_stmt {
+    const char *sql; /* borrowed: a string literal */
+    sqlite3_stmt *st;
+};
+
 struct store {
     sqlite3 *db;
+    struct store_stmt cache[STORE_STMT_CACHE];
+    int fact_table; /* temp.attest_fact exists on this connection */
 };
 
 static const char *const schema_v1 =
@@ -112,6 +126,68 @@ static int prepare(struct store *s, const char *sql, sqlite3_stmt **st, struct l
         return db_error(s, err, "prepare");
     }
     return 0;
+}
+
+/*
+ * A cached prepared statement for the static text `sql`, reset with no bindings. It stays owned
+ * by the store: give it back with stmt_put, never finalize it. When every slot is taken the
+ * statement is prepared uncached and *cached is 0 (the caller then finalizes it as usual).
+ */
+static int stmt_get(struct store *s, const char *sql, sqlite3_stmt **st, int *cached,
+                    struct ly_error *err)
+{
+    size_t i;
+
+    *cached = 0;
+    for (i = 0; i < STORE_STMT_CACHE; i++) {
+        if (s->cache[i].sql == sql) {
+            *st = s->cache[i].st;
+            *cached = 1;
+            return 0;
+        }
+    }
+    for (i = 0; i < STORE_STMT_CACHE; i++) {
+        if (s->cache[i].sql == NULL) {
+            if (sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, st, NULL) !=
+                SQLITE_OK) {
+                return db_error(s, err, "prepare");
+            }
+            s->cache[i].sql = sql;
+            s->cache[i].st = *st;
+            *cached = 1;
+            return 0;
+        }
+    }
+    return prepare(s, sql, st, err);
+}
+
+/* Give back a statement from stmt_get: reset (its errors were seen at step) or finalize. */
+static void stmt_put(sqlite3_stmt *st, int cached)
+{
+    if (st == NULL) {
+        return;
+    }
+    if (cached) {
+        (void)sqlite3_reset(st); /* repeats the last step's error, already reported */
+        (void)sqlite3_clear_bindings(st); /* cannot fail */
+    } else {
+        (void)sqlite3_finalize(st); /* read path: errors were reported at step */
+    }
+}
+
+/* Run a cached statement that returns no rows (no bindings). */
+static int stmt_exec(struct store *s, const char *sql, const char *what, struct ly_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int cached = 0;
+    int rc = stmt_get(s, sql, &st, &cached, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    rc = sqlite3_step(st) == SQLITE_DONE ? 0 : db_error(s, err, what);
+    stmt_put(st, cached);
+    return rc;
 }
 
 /* Step a statement that returns no rows; finalizes it. */
@@ -270,11 +346,18 @@ fail:
 
 void store_close(struct store *s)
 {
+    size_t i;
+
     if (s == NULL) {
         return;
     }
+    for (i = 0; i < STORE_STMT_CACHE; i++) {
+        (void)sqlite3_finalize(s->cache[i].st); /* NULL is a no-op; read statements */
+        s->cache[i].sql = NULL;
+        s->cache[i].st = NULL;
+    }
     if (s->db != NULL) {
-        (void)sqlite3_close(s->db); /* all statements are finalized by their users */
+        (void)sqlite3_close(s->db); /* every other statement is finalized by its user */
     }
     free(s);
 }
@@ -1359,12 +1442,13 @@ static int load_entries(struct store *s, const char *id, struct entry ***out, si
     size_t n = 0;
     size_t cap = 0;
     sqlite3_stmt *st = NULL;
+    int cached = 0;
     size_t i;
     int rc;
 
     *out = NULL;
     *n_out = 0;
-    rc = prepare(s, q[0], &st, err);
+    rc = stmt_get(s, q[0], &st, &cached, err);
     if (rc < 0) {
         return rc;
     }
@@ -1402,10 +1486,10 @@ static int load_entries(struct store *s, const char *id, struct entry ***out, si
         rc = db_error(s, err, "listing entries");
         goto err;
     }
-    (void)sqlite3_finalize(st); /* read-only, fully stepped */
+    stmt_put(st, cached); /* read-only, fully stepped */
     st = NULL;
     for (i = 1; i < 4 && n > 0; i++) {
-        rc = prepare(s, q[i], &st, err);
+        rc = stmt_get(s, q[i], &st, &cached, err);
         if (rc < 0) {
             goto err;
         }
@@ -1414,7 +1498,7 @@ static int load_entries(struct store *s, const char *id, struct entry ***out, si
             goto err;
         }
         rc = load_children(s, st, v, n, (enum child_kind)(i - 1), err);
-        (void)sqlite3_finalize(st); /* read-only */
+        stmt_put(st, cached); /* read-only */
         st = NULL;
         if (rc < 0) {
             goto err;
@@ -1439,22 +1523,28 @@ static int load_entries(struct store *s, const char *id, struct entry ***out, si
     *n_out = n;
     return 0;
 err:
-    (void)sqlite3_finalize(st);
+    stmt_put(st, cached);
     free(order);
     entry_list_free(v, n);
     return rc;
 }
 
 /* A read scope: a savepoint is a deferred transaction outside one, a nested scope inside one. */
+static const char sql_read_begin[] = "SAVEPOINT lanyard_read";
+static const char sql_read_end[] = "RELEASE lanyard_read";
+
 static int read_begin(struct store *s, struct ly_error *err)
 {
-    return exec_sql(s, "SAVEPOINT lanyard_read", "begin read", err);
+    return stmt_exec(s, sql_read_begin, "begin read", err);
 }
 
 static void read_end(struct store *s)
 {
+    struct ly_error ignored;
+
+    ly_error_clear(&ignored);
     /* Releasing a read-only savepoint cannot lose data; a failure leaves it to close. */
-    (void)sqlite3_exec(s->db, "RELEASE lanyard_read", NULL, NULL, NULL);
+    (void)stmt_exec(s, sql_read_end, "end read", &ignored);
 }
 
 int store_entry_get(struct store *s, const char *id, struct entry **out, struct ly_error *err)
@@ -1536,9 +1626,17 @@ int store_entry_match(struct store *s, const struct entry_selector *facts, size_
         "  GROUP BY sel.entry_id) m ON m.eid = e.id"
         " WHERE m.hits = (SELECT count(*) FROM entry_selector c WHERE c.entry_id = e.id)"
         " ORDER BY e.created_at, e.rowid";
+    static const char q_create[] =
+        "CREATE TEMP TABLE IF NOT EXISTS attest_fact(type TEXT NOT NULL, value TEXT "
+        "NOT NULL, PRIMARY KEY (type, value)) WITHOUT ROWID";
+    static const char q_clear[] = "DELETE FROM temp.attest_fact";
+    static const char q_insert[] =
+        "INSERT OR IGNORE INTO temp.attest_fact(type, value) VALUES (?1, ?2)";
+    struct ly_error ignored;
     struct entry **v = NULL;
     size_t cnt = 0;
     sqlite3_stmt *st = NULL;
+    int cached = 0;
     char (*ids)[ENTRY_ID_HEX_LEN + 1] = NULL;
     size_t n_ids = 0;
     size_t cap = 0;
@@ -1547,24 +1645,24 @@ int store_entry_match(struct store *s, const struct entry_selector *facts, size_
 
     *out = NULL;
     *n = 0;
+    ly_error_clear(&ignored);
     if (n_facts == 0) {
         return 0;
     }
-    rc = exec_sql(s,
-                  "CREATE TEMP TABLE IF NOT EXISTS attest_fact(type TEXT NOT NULL, value TEXT "
-                  "NOT NULL, PRIMARY KEY (type, value)) WITHOUT ROWID",
-                  "preparing attestation lookup", err);
-    if (rc < 0) {
-        return rc;
+    if (!s->fact_table) {
+        rc = exec_sql(s, q_create, "preparing attestation lookup", err);
+        if (rc < 0) {
+            return rc;
+        }
+        s->fact_table = 1;
     }
     rc = read_begin(s, err);
     if (rc < 0) {
         return rc;
     }
-    rc = exec_sql(s, "DELETE FROM temp.attest_fact", "preparing attestation lookup", err);
+    rc = stmt_exec(s, q_clear, "preparing attestation lookup", err);
     if (rc == 0) {
-        rc = prepare(s, "INSERT OR IGNORE INTO temp.attest_fact(type, value) VALUES (?1, ?2)",
-                     &st, err);
+        rc = stmt_get(s, q_insert, &st, &cached, err);
     }
     for (i = 0; rc == 0 && i < n_facts; i++) {
         if (facts[i].value == NULL) {
@@ -1579,12 +1677,12 @@ int store_entry_match(struct store *s, const struct entry_selector *facts, size_
             rc = db_error(s, err, "recording attestation facts");
         }
     }
-    (void)sqlite3_finalize(st); /* errors were reported above */
+    stmt_put(st, cached); /* errors were reported above */
     st = NULL;
     if (rc < 0) {
         goto out;
     }
-    rc = prepare(s, q_match, &st, err);
+    rc = stmt_get(s, q_match, &st, &cached, err);
     if (rc < 0) {
         goto out;
     }
@@ -1610,7 +1708,7 @@ int store_entry_match(struct store *s, const struct entry_selector *facts, size_
         goto out;
     }
     rc = 0;
-    (void)sqlite3_finalize(st); /* read-only, fully stepped */
+    stmt_put(st, cached); /* read-only, fully stepped */
     st = NULL;
     if (n_ids > 0) {
         v = calloc(n_ids, sizeof(*v));
@@ -1634,9 +1732,9 @@ int store_entry_match(struct store *s, const struct entry_selector *facts, size_
         free(one);
     }
 out:
-    (void)sqlite3_finalize(st);
+    stmt_put(st, cached);
     /* Leave no facts behind; the scope is read-only for the main database either way. */
-    (void)sqlite3_exec(s->db, "DELETE FROM temp.attest_fact", NULL, NULL, NULL);
+    (void)stmt_exec(s, q_clear, "clearing attestation facts", &ignored);
     read_end(s);
     free(ids);
     if (rc < 0) {
