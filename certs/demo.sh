@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # lanyard demo: creates a throw-away trust domain under build/demo, issues identities for an MCP
-# server and an MCP client, verifies them the way a peer would, and shows what gets refused.
+# server and an MCP client, verifies them the way a peer would, shows what gets refused, then runs
+# the broker daemon and lets the client fetch and rotate its identity over the Workload API.
 # Everything it creates stays in build/demo; no key is committed anywhere.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -63,6 +64,45 @@ note "the same token presented to a different server is refused:"
 run "$L" jwt verify --audience "spiffe://$TD/mcp/server/billing" "$D/client.jwt" \
     || note "-> refused (exit $?)"
 
+say "8. Run the broker daemon and let workloads fetch their identities themselves"
+note "The daemon serves the standard SPIFFE Workload API on a Unix socket. It attests every"
+note "caller from the kernel (uid, executable) and hands out only what a registration entry allows."
+mkdir -p "$D/run"; chmod 755 "$D/run"
+SOCK="$D/run/workload.sock"
+"$L" server --workload-socket "$SOCK" --health-listen "" 2>"$D/server.log" &
+SPID=$!
+trap 'kill "$SPID" 2>/dev/null; kill "${HPID:-}" 2>/dev/null; wait 2>/dev/null' EXIT
+for _ in $(seq 50); do [ -S "$SOCK" ] && [ -S "$LANYARD_DATA/admin.sock" ] && break; sleep 0.1; done
+run "$L" server status
+note "No entry matches this user yet, so the Workload API gives nothing (never a default identity):"
+run "$L" helper --socket "$SOCK" --dir "$D/agent" --once --log-level warn || note "-> refused (exit $?)"
+note "Register the MCP client agent: any process of uid $(id -u) gets spiffe://$TD/agent/research-bot,"
+note "with SVIDs that live 20 seconds (short on purpose, to watch them rotate):"
+run "$L" entry create --id "spiffe://$TD/agent/research-bot" --selector "unix:uid:$(id -u)" --ttl 20s
+note "lanyard helper fetches the SVID over the Workload API and keeps it on disk for programs"
+note "that read files, rewriting the files atomically at every rotation:"
+"$L" helper --socket "$SOCK" --dir "$D/agent" --cmd "$D/on-rotate.sh" 2>"$D/helper.log" &
+HPID=$!
+cat > "$D/on-rotate.sh" <<'ROT'
+#!/bin/sh
+openssl x509 -in "$(dirname "$0")/agent/svid.pem" -noout -serial -enddate | tr '\n' ' ' >> "$(dirname "$0")/rotations.log"
+echo >> "$(dirname "$0")/rotations.log"
+ROT
+chmod 755 "$D/on-rotate.sh"
+for _ in $(seq 100); do [ -s "$D/rotations.log" ] && break; sleep 0.1; done
+note "files: $(cd "$D/agent" && ls | tr '\n' ' ')"
+run openssl verify -x509_strict -CAfile "$D/agent/bundle.pem" "$D/agent/svid.pem"
+note "waiting for the daemon to rotate the SVID twice (it re-issues before half-life)..."
+for _ in $(seq 240); do [ "$(wc -l < "$D/rotations.log")" -ge 3 ] && break; sleep 0.1; done
+note "every SVID the helper received (serial, expiry):"
+sed 's/^/     /' "$D/rotations.log"
+kill "$HPID"; wait "$HPID" 2>/dev/null
+note "Stop the daemon with SIGTERM: it closes its sockets and exits cleanly."
+kill -TERM "$SPID"; wait "$SPID"; note "daemon exit code: $?"
+trap - EXIT
+note "its log (JSON lines, no keys or tokens): $(wc -l < "$D/server.log") lines, e.g."
+grep -m3 -E '"event":"(server.started|entry.created|svid.rotated)"' "$D/server.log" | sed 's/^/     /'
+
 say "Done"
-note "The MCP server and client now hold short-lived, verifiable identities from $TD."
-note "Files are in $D. Next steps (daemon, rotation, MCP gateway) are in README.md."
+note "The MCP server and client hold short-lived, verifiable identities from $TD, and the"
+note "daemon keeps them fresh. Files are in $D. The MCP gateway and federation come next."
