@@ -48,7 +48,7 @@ all: $(BUILD)/.deps $(BUILD)/lanyard $(BUILD)/liblanyard.a
 DEB_PKGS := gcc make pkg-config libwolfssl-dev libjansson-dev libcbor-dev libsqlite3-dev \
             libcurl4-openssl-dev libcmocka-dev openssl golang-go clang libclang-rt-14-dev \
             sqlite3 ca-certificates libnghttp2-dev protobuf-c-compiler libprotobuf-c-dev \
-            libprotobuf-dev libhttp-parser-dev nginx
+            libprotobuf-dev libhttp-parser-dev nginx cppcheck
 
 deps: $(BUILD)/.deps
 
@@ -201,6 +201,10 @@ lint:
 	@! grep -nE '\b(strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|sscanf|system|popen|rand|gmtime|localtime)\s*\(' \
 	  $$(git ls-files '*.c' '*.h') || { echo "lint: banned call above"; exit 1; }
 	@echo "lint: no banned calls"
+	@cppcheck --quiet --enable=warning,portability,performance --std=c11 --inline-suppr \
+	  --error-exitcode=1 -I common -I svid -I trust-bundles -I broker \
+	  --suppress=missingIncludeSystem common svid trust-bundles federation broker \
+	  && echo "lint: cppcheck clean"
 
 clean:
 	rm -rf build build-asan build-fuzz
