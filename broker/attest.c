@@ -666,7 +666,13 @@ out:
 static int collect_names(struct attest_facts *f, struct ly_error *err)
 {
     size_t i;
-    int rc = user_name(f->uid, &f->user, err);
+    int rc;
+
+    if (f->have_names) {
+        return 0;
+    }
+    f->have_names = 1;
+    rc = user_name(f->uid, &f->user, err);
 
     if (rc == 0) {
         rc = group_name(f->gid, &f->group, err);
@@ -685,6 +691,11 @@ static int collect_names(struct attest_facts *f, struct ly_error *err)
         }
     }
     return rc;
+}
+
+int attest_add_names(struct attest_facts *f, struct ly_error *err)
+{
+    return collect_names(f, err);
 }
 
 /* ---- the entry point --------------------------------------------------------------------- */
@@ -714,7 +725,7 @@ void attest_facts_free(struct attest_facts *f)
 int attest_peer(int fd, const struct attest_opts *opts, struct attest_facts **out,
                 struct ly_error *err)
 {
-    static const struct attest_opts defaults = {0, 0, NULL};
+    static const struct attest_opts defaults = {0, 0, 0, NULL};
     const struct attest_opts *o = opts != NULL ? opts : &defaults;
     uint64_t began = boot_ticks_now();
     struct attest_facts *f = NULL;
@@ -770,7 +781,7 @@ int attest_peer(int fd, const struct attest_opts *opts, struct attest_facts **ou
     if (rc == 0) {
         rc = collect_groups(f, err);
     }
-    if (rc == 0) {
+    if (rc == 0 && !o->no_names) {
         rc = collect_names(f, err);
     }
     if (rc == 0) {

@@ -53,6 +53,7 @@ struct attest_facts {
     size_t n_suppl_gids;
     char **suppl_groups;   /* names of those that resolve */
     size_t n_suppl_groups;
+    int have_names;        /* user/group/suppl_groups were looked up (see attest_opts.no_names) */
 };
 
 /* A cache of executable hashes keyed by (device, inode, size, mtime, ctime). */
@@ -70,6 +71,7 @@ void attest_cache_free(struct attest_cache *c);
 struct attest_opts {
     size_t max_exe_size;        /* 0: ATTEST_DEFAULT_MAX_EXE */
     int no_sha256;              /* 1: skip hashing (no unix:sha256 fact) */
+    int no_names;               /* 1: skip user/group names (attest_add_names can add them) */
     struct attest_cache *cache; /* borrowed; NULL for none */
 };
 
@@ -91,6 +93,13 @@ int attest_peer(int fd, const struct attest_opts *opts, struct attest_facts **ou
  * LY_ERR_IO (ATTEST_R_GONE) or LY_ERR_POLICY (ATTEST_R_REUSED).
  */
 int attest_recheck(const struct attest_facts *f, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Add the user, group and supplementary group names to facts attested with no_names (a no-op
+ * when they are there already), for when an entry with a name selector appears later.
+ * Returns 0 or LY_ERR_NOMEM / LY_ERR_IO.
+ */
+int attest_add_names(struct attest_facts *f, struct ly_error *err) LY_MUST_USE;
 
 /* Free facts (closes the pidfd). NULL is a no-op. */
 void attest_facts_free(struct attest_facts *f);

@@ -165,6 +165,16 @@ static int refresh_caller(struct caller *c, struct ly_error *err)
     if (rc < 0) {
         return rc;
     }
+    if (!c->facts->have_names) {
+        int uses = 1;
+        rc = store_entry_uses_names(p->store, &uses, err);
+        if (rc == 0 && uses) {
+            rc = attest_add_names(c->facts, err);
+        }
+        if (rc < 0) {
+            return rc;
+        }
+    }
     rc = attest_match(p->store, c->facts, &entries, &n, err);
     if (rc < 0) {
         return rc;
@@ -228,6 +238,16 @@ static int op_attest(void *ctx, const struct grpc_peer *peer, void **out, struct
     c->p = p;
     memset(&opts, 0, sizeof(opts));
     opts.cache = p->acache;
+    /* User and group lookups (nss) are most of attestation's cost; skip them when no entry
+     * could use them. refresh_caller adds them if such an entry appears later. */
+    {
+        int uses = 1;
+        if (store_entry_uses_names(p->store, &uses, err) < 0) {
+            free(c);
+            return err->code;
+        }
+        opts.no_names = !uses;
+    }
     rc = attest_peer(peer->fd, &opts, &c->facts, err);
     if (rc == 0) {
         rc = refresh_caller(c, err);

@@ -1590,6 +1590,29 @@ int store_entry_list(struct store *s, struct entry ***out, size_t *n, struct ly_
     return rc;
 }
 
+/* Cached-statement text: compared by address in the statement cache. */
+static const char sql_uses_names[] =
+    "SELECT EXISTS(SELECT 1 FROM entry_selector"
+    " WHERE type IN ('user', 'group', 'supplementary_group'))";
+
+int store_entry_uses_names(struct store *s, int *uses, struct ly_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int cached = 0;
+    int rc = stmt_get(s, sql_uses_names, &st, &cached, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_step(st) != SQLITE_ROW) {
+        rc = db_error(s, err, "looking for name selectors");
+    } else {
+        *uses = sqlite3_column_int(st, 0) != 0;
+    }
+    stmt_put(st, cached);
+    return rc;
+}
+
 int store_entry_count(struct store *s, int64_t *count, struct ly_error *err)
 {
     sqlite3_stmt *st;

@@ -162,6 +162,12 @@ int store_entry_list(struct store *s, struct entry ***out, size_t *n, struct ly_
 int store_entry_count(struct store *s, int64_t *count, struct ly_error *err) LY_MUST_USE;
 
 /*
+ * Whether any entry uses a name selector (unix:user, unix:group, unix:supplementary_group), so
+ * attestation can skip the user and group database lookups when none does. *uses is 1 or 0.
+ */
+int store_entry_uses_names(struct store *s, int *uses, struct ly_error *err) LY_MUST_USE;
+
+/*
  * Attestation lookup: every entry ALL of whose selectors are among `facts` (the n_facts
  * selectors describing one workload, as attest_facts_selectors() produces), oldest first.
  * Uses the (type, value) index, so its cost follows the number of candidate selector rows, not

@@ -5,6 +5,7 @@
 //   x509 SOCK OUTDIR           first FetchX509SVID message; writes svidN.pem/keyN.pem/bundle.pem
 //   rotate SOCK WAIT_MS        FetchX509SVID stream: the first two messages (serials, times)
 //   watch SOCK MS              FetchX509SVID stream for MS ms: message count and final status
+//   watchids SOCK MS           FetchX509SVID stream for MS ms: IDs in the first and last message
 //   bundles SOCK               first FetchX509Bundles and FetchJWTBundles messages
 //   jwt SOCK AUD [ID]          FetchJWTSVID
 //   validate SOCK AUD TOKEN    ValidateJWTSVID
@@ -109,6 +110,15 @@ if (mode === 'x509') {
     let n = 0;
     const st = await stream('FetchX509SVID', {}, () => { n++; }, Number(rest[0]));
     out({ messages: n, status: st.code, details: st.details || '' });
+} else if (mode === 'watchids') {
+    // Stream for MS ms; report the SPIFFE IDs of the first and of the last message.
+    let first = null, last = null;
+    const st = await stream('FetchX509SVID', {}, (m) => {
+        const ids = m.svids.map((x) => x.spiffe_id).sort();
+        if (!first) first = ids;
+        last = ids;
+    }, Number(rest[0]));
+    out({ first, last, status: st.code });
 } else if (mode === 'bundles') {
     let xb = null, jb = null;
     await stream('FetchX509Bundles', {}, (m, call) => { xb = m; call.cancel(); }, 10000);

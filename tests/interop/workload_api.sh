@@ -93,6 +93,20 @@ else
     ok "a process of another uid gets PermissionDenied # SKIP not root"
 fi
 
+# An entry with a name selector created while a stream is open reaches that stream, although
+# the stream's caller was attested before any entry needed user or group names.
+$NODE watchids "$SOCK" 4000 >"$T_TMP/ids.json" &
+IPID=$!
+sleep 1.5
+run "$LANYARD" --data "$D" entry create --id "spiffe://$TD/mcp/by-name" --selector "unix:user:$(id -un)"
+EN=$(printf '%s' "$T_OUT" | head -1)
+wait "$IPID"
+J=$(cat "$T_TMP/ids.json")
+if [ "$(nodeq 'j.first.length+":"+j.last.includes("spiffe://'$TD'/mcp/by-name")')" = "2:true" ]; then
+    ok "an entry with a unix:user selector reaches a stream opened before it existed"
+else not_ok "name-selector entry reaches an open stream" "$J"; fi
+"$LANYARD" --data "$D" entry delete "$EN" >/dev/null
+
 # Rotation: a 20 s SVID is re-issued on the open stream before its half-life.
 run $NODE rotate "$SOCK" 20000
 J=$T_OUT
