@@ -725,7 +725,7 @@ void attest_facts_free(struct attest_facts *f)
 int attest_peer(int fd, const struct attest_opts *opts, struct attest_facts **out,
                 struct ly_error *err)
 {
-    static const struct attest_opts defaults = {0, 0, 0, NULL};
+    static const struct attest_opts defaults = {.max_exe_size = 0};
     const struct attest_opts *o = opts != NULL ? opts : &defaults;
     uint64_t began = boot_ticks_now();
     struct attest_facts *f = NULL;

@@ -431,8 +431,6 @@ static int cmd_ca_rotate(struct cli *c, int argc, char **argv)
 
 /* ---- svid -------------------------------------------------------------------------------- */
 
-static int pem_from_der(const char *label, const uint8_t *der, size_t len, struct ly_buf *out,
-                        struct ly_error *err);
 
 static int cmd_svid_mint(struct cli *c, int argc, char **argv)
 {
@@ -469,7 +467,7 @@ static int cmd_svid_mint(struct cli *c, int argc, char **argv)
 
     ly_buf_init(&spki, 0);
     ly_buf_init(&cert, 0);
-    ly_buf_init(&pem, 0);
+    ly_buf_init(&pem, 1024 * 1024);
     ly_buf_init_secret(&keypem, 0);
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
@@ -554,7 +552,7 @@ static int cmd_svid_mint(struct cli *c, int argc, char **argv)
     }
     if (ca_mint_x509(ca, &id, spki.data, spki.len, ttl, dns, n_dns, &cert, &c->err) < 0 ||
         x509svid_cert_info(cert.data, cert.len, &info, &c->err) < 0 ||
-        pem_from_der("CERTIFICATE", cert.data, cert.len, &pem, &c->err) < 0) {
+        ly_pem_append(&pem, "CERTIFICATE", cert.data, cert.len, &c->err) < 0) {
         goto out_fail;
     }
     /* Key first: a certificate on disk without its key would be useless to a reader. */
@@ -963,6 +961,32 @@ static int cmd_jwt_verify(struct cli *c, int argc, char **argv)
     return write_stdout(NULL, 0);
 }
 
+/* Options of commands that take only [--json] [--data DIR]: 0, or -2 for a usage error. */
+static int json_data_opts(struct cli *c, int argc, char **argv, int *json)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+
+    *json = 0;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'j':
+            *json = 1;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    return optind == argc ? 0 : -2;
+}
+
 /* ---- entry ------------------------------------------------------------------------------- */
 
 /*
@@ -1161,11 +1185,6 @@ out:
 
 static int cmd_entry_list(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"data", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0},
-    };
     struct store *st = NULL;
     struct entry **list = NULL;
     char td[SPIFFEID_TD_MAX_LEN + 1];
@@ -1175,21 +1194,8 @@ static int cmd_entry_list(struct cli *c, int argc, char **argv)
     size_t k;
     int json = 0;
     int rc;
-    int o;
 
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'j':
-            json = 1;
-            break;
-        case 'd':
-            c->data_dir = optarg;
-            break;
-        default:
-            return -2;
-        }
-    }
-    if (optind != argc) {
+    if (json_data_opts(c, argc, argv, &json) < 0) {
         return -2;
     }
     if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
@@ -1424,29 +1430,11 @@ static int cmd_server(struct cli *c, int argc, char **argv)
 
 static int cmd_server_status(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"data", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0},
-    };
     json_t *res = NULL;
     int json = 0;
     int rc;
-    int o;
 
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'j':
-            json = 1;
-            break;
-        case 'd':
-            c->data_dir = optarg;
-            break;
-        default:
-            return -2;
-        }
-    }
-    if (optind != argc) {
+    if (json_data_opts(c, argc, argv, &json) < 0) {
         return -2;
     }
     rc = try_admin(c, "status", NULL, &res);
@@ -1596,34 +1584,6 @@ static int cmd_helper(struct cli *c, int argc, char **argv)
     return 0;
 }
 
-/* ---- PEM output -------------------------------------------------------------------------- */
-
-static int pem_from_der(const char *label, const uint8_t *der, size_t len, struct ly_buf *out,
-                        struct ly_error *err)
-{
-    struct ly_buf b64;
-    size_t i;
-    int rc;
-
-    rc = ly_b64_encode(der, len, 0, &b64, 1024 * 1024, err);
-    if (rc < 0) {
-        return rc;
-    }
-    ly_buf_init(out, 2 * 1024 * 1024);
-    rc = ly_buf_appendf(out, err, "-----BEGIN %s-----\n", label);
-    for (i = 0; rc == 0 && i < b64.len; i += 64) {
-        size_t n = b64.len - i < 64 ? b64.len - i : 64;
-        rc = ly_buf_append(out, b64.data + i, n, err);
-        if (rc == 0) {
-            rc = ly_buf_append(out, "\n", 1, err);
-        }
-    }
-    if (rc == 0) {
-        rc = ly_buf_appendf(out, err, "-----END %s-----\n", label);
-    }
-    ly_buf_free(&b64);
-    return rc;
-}
 
 /* ---- dispatch ---------------------------------------------------------------------------- */
 

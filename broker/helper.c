@@ -329,31 +329,6 @@ static int fsync_dir(const char *dir, struct ly_error *err)
 
 /* ---- PEM ------------------------------------------------------------------------------------ */
 
-static int pem_append(struct ly_buf *out, const char *label, const uint8_t *der, size_t len,
-                      struct ly_error *err)
-{
-    struct ly_buf b64;
-    size_t i;
-    int rc;
-
-    rc = ly_b64_encode(der, len, 0, &b64, HELPER_PEM_MAX, err);
-    if (rc < 0) {
-        return rc;
-    }
-    rc = ly_buf_appendf(out, err, "-----BEGIN %s-----\n", label);
-    for (i = 0; rc == 0 && i < b64.len; i += 64) {
-        size_t n = b64.len - i < 64 ? b64.len - i : 64;
-        rc = ly_buf_append(out, b64.data + i, n, err);
-        if (rc == 0) {
-            rc = ly_buf_append(out, "\n", 1, err);
-        }
-    }
-    if (rc == 0) {
-        rc = ly_buf_appendf(out, err, "-----END %s-----\n", label);
-    }
-    ly_buf_free(&b64);
-    return rc;
-}
 
 /* Concatenated DER certificates (as the Workload API sends them) to PEM, in order. */
 static int certs_to_pem(const uint8_t *der, size_t len, struct ly_buf *out, struct ly_error *err)
@@ -368,7 +343,7 @@ static int certs_to_pem(const uint8_t *der, size_t len, struct ly_buf *out, stru
     for (i = 0; rc == 0 && i < x509svid_chain_count(chain); i++) {
         size_t n;
         const uint8_t *c = x509svid_chain_cert(chain, i, &n);
-        rc = pem_append(out, "CERTIFICATE", c, n, err);
+        rc = ly_pem_append(out, "CERTIFICATE", c, n, err);
     }
     x509svid_chain_free(chain);
     if (rc < 0) {
@@ -426,7 +401,7 @@ static int prepare_svid(const X509SVID *s, struct prepared *p, struct ly_error *
     for (size_t i = 0; rc == 0 && i < x509svid_chain_count(chain); i++) {
         size_t n;
         const uint8_t *c = x509svid_chain_cert(chain, i, &n);
-        rc = pem_append(&p->certs, "CERTIFICATE", c, n, err);
+        rc = ly_pem_append(&p->certs, "CERTIFICATE", c, n, err);
     }
     if (rc == 0) {
         rc = ly_buf_append(&p->combined, p->certs.data, p->certs.len, err);

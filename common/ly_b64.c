@@ -132,3 +132,29 @@ int ly_b64_decode(const char *in, size_t len, int url, int secret, struct ly_buf
     acc = 0;
     return 0;
 }
+
+int ly_pem_append(struct ly_buf *out, const char *label, const uint8_t *der, size_t len,
+                  struct ly_error *err)
+{
+    struct ly_buf b64;
+    size_t i;
+    int rc;
+
+    rc = ly_b64_encode(der, len, 0, &b64, out->max, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = ly_buf_appendf(out, err, "-----BEGIN %s-----\n", label);
+    for (i = 0; rc == 0 && i < b64.len; i += 64) {
+        size_t n = b64.len - i < 64 ? b64.len - i : 64;
+        rc = ly_buf_append(out, b64.data + i, n, err);
+        if (rc == 0) {
+            rc = ly_buf_append(out, "\n", 1, err);
+        }
+    }
+    if (rc == 0) {
+        rc = ly_buf_appendf(out, err, "-----END %s-----\n", label);
+    }
+    ly_buf_free(&b64);
+    return rc;
+}

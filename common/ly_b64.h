@@ -25,4 +25,12 @@ int ly_b64_encode(const uint8_t *in, size_t len, int url, struct ly_buf *out, si
 int ly_b64_decode(const char *in, size_t len, int url, int secret, struct ly_buf *out,
                   size_t max, struct ly_error *err) LY_MUST_USE;
 
+/*
+ * Append `der` as a PEM block ("-----BEGIN <label>-----", base64 in 64-column lines,
+ * "-----END <label>-----") to `out`, which the caller has initialised. Encoding only: lanyard
+ * never parses PEM itself (wolfSSL does). Same failure rules as ly_buf_append.
+ */
+int ly_pem_append(struct ly_buf *out, const char *label, const uint8_t *der, size_t len,
+                  struct ly_error *err) LY_MUST_USE;
+
 #endif

@@ -265,7 +265,7 @@ static void test_attest_exec(void **state)
     facts = NULL;
     /* Options: no hash, or a cap below the binary's size: no sha256 fact, path still there. */
     {
-        struct attest_opts o = {0, 1, NULL};
+        struct attest_opts o = {.no_sha256 = 1};
         assert_int_equal(attest_peer(fd, &o, &facts, &e), 0);
         assert_string_equal(facts->sha256_hex, "");
         assert_string_equal(facts->exe_path, sleep_path);
@@ -279,7 +279,7 @@ static void test_attest_exec(void **state)
     /* With a cache: the same answer, twice. */
     {
         struct attest_cache *c = attest_cache_new(2);
-        struct attest_opts o = {0, 0, c};
+        struct attest_opts o = {.cache = c};
         assert_non_null(c);
         assert_int_equal(attest_peer(fd, &o, &facts, &e), 0);
         assert_string_equal(facts->sha256_hex, want);
