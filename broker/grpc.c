@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "../common/ly_buf.h"
+#include "../common/ly_secret.h"
 
 #define GRPC_DEF_MAX_CONNS 1024
 #define GRPC_DEF_MAX_STREAMS 100
@@ -411,12 +412,19 @@ int grpc_call_send(struct grpc_call *call, const uint8_t *msg, size_t len, unsig
     }
     if ((flags & GRPC_SEND_REPLACE) != 0) {
         /* Keep only what nghttp2 has started: the rest of a partly sent message. */
-        call->out.len = call->out_msg_end > call->out_off ? call->out_msg_end : call->out_off;
+        size_t keep = call->out_msg_end > call->out_off ? call->out_msg_end : call->out_off;
+        if (keep < call->out.len) {
+            ly_wipe(call->out.data + keep, call->out.len - keep); /* dropped messages */
+        }
+        call->out.len = keep;
     }
     if (call->out_off == call->out.len) {
+        ly_wipe(call->out.data, call->out.len); /* everything was handed to nghttp2 */
         call->out.len = call->out_off = call->out_msg_end = 0;
     } else if (call->out_off > 0 && call->out_off >= call->out.len / 2) {
-        memmove(call->out.data, call->out.data + call->out_off, call->out.len - call->out_off);
+        size_t rest = call->out.len - call->out_off;
+        memmove(call->out.data, call->out.data + call->out_off, rest);
+        ly_wipe(call->out.data + rest, call->out_off); /* the stale tail after the move */
         call->out.len -= call->out_off;
         call->out_msg_end -= call->out_off;
         call->out_off = 0;
@@ -533,8 +541,10 @@ static int on_begin_headers(nghttp2_session *sess, const nghttp2_frame *frame, v
     call->conn = conn;
     call->stream_id = frame->hd.stream_id;
     ly_buf_init(&call->hdrs, conn->srv->lim.max_header_bytes);
-    ly_buf_init(&call->body, conn->srv->lim.max_request);
-    ly_buf_init(&call->out, SIZE_MAX);
+    /* Requests may carry bearer tokens (ValidateJWTSVID): wiped on growth and free. */
+    ly_buf_init_secret(&call->body, conn->srv->lim.max_request);
+    /* Responses may carry private keys (X509-SVID responses): wiped on growth and free. */
+    ly_buf_init_secret(&call->out, SIZE_MAX);
     if (nghttp2_session_set_stream_user_data(sess, call->stream_id, call) != 0) {
         call_free(call);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
