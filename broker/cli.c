@@ -585,36 +585,57 @@ out:
     return rc;
 }
 
-static int cmd_svid_verify(struct cli *c, int argc, char **argv)
+/* The options shared by `svid verify` and `jwt verify`. */
+struct verify_opts {
+    char *specs[CLI_MAX_REPEAT]; /* --bundle TD=FILE, borrowed from argv */
+    size_t n_specs;
+    int64_t at;                  /* --at, default now */
+    const char *audience;        /* --audience (jwt verify only) */
+};
+
+/*
+ * Parse [--bundle TD=FILE]... [--at RFC3339] [--data DIR] (and --audience AUD when
+ * with_audience) followed by exactly one positional argument, left at argv[optind].
+ * Returns 0, -2 for a usage error, or an exit code after printing a specific error.
+ */
+static int parse_verify_opts(struct cli *c, int argc, char **argv, int with_audience,
+                             struct verify_opts *v)
 {
     static const struct option opts[] = {
         {"bundle", required_argument, NULL, 'b'},
+        {"audience", required_argument, NULL, 'A'},
         {"at", required_argument, NULL, 'a'},
         {"data", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
-    char *specs[CLI_MAX_REPEAT];
-    size_t n_specs = 0;
-    int64_t at = ly_time_now();
-    struct bundle_set *set = NULL;
-    struct x509svid_chain *chain = NULL;
-    struct ly_buf file;
-    struct spiffeid id;
-    int rc;
     int o;
 
+    v->n_specs = 0;
+    v->at = ly_time_now();
+    v->audience = NULL;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
         case 'b':
-            if (n_specs == CLI_MAX_REPEAT) {
+            if (v->n_specs == CLI_MAX_REPEAT) {
                 ly_error_setx(&c->err, LY_ERR_USAGE, 0, "at most %d --bundle options",
                               CLI_MAX_REPEAT);
                 return fail(c, NULL);
             }
-            specs[n_specs++] = optarg;
+            v->specs[v->n_specs++] = optarg;
+            break;
+        case 'A':
+            if (!with_audience) {
+                return -2;
+            }
+            if (v->audience != NULL) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                              "give exactly one --audience: the one this verifier expects");
+                return fail(c, NULL);
+            }
+            v->audience = optarg;
             break;
         case 'a':
-            if (parse_at_opt(c, optarg, &at) < 0) {
+            if (parse_at_opt(c, optarg, &v->at) < 0) {
                 return fail(c, NULL);
             }
             break;
@@ -625,10 +646,25 @@ static int cmd_svid_verify(struct cli *c, int argc, char **argv)
             return -2;
         }
     }
-    if (optind != argc - 1) {
+    if (optind != argc - 1 || (with_audience && v->audience == NULL)) {
         return -2;
     }
-    if (load_bundle_set(c, specs, n_specs, at, &set) < 0) {
+    return 0;
+}
+
+static int cmd_svid_verify(struct cli *c, int argc, char **argv)
+{
+    struct verify_opts v;
+    struct bundle_set *set = NULL;
+    struct x509svid_chain *chain = NULL;
+    struct ly_buf file;
+    struct spiffeid id;
+    int rc = parse_verify_opts(c, argc, argv, 0, &v);
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (load_bundle_set(c, v.specs, v.n_specs, v.at, &set) < 0) {
         return fail(c, NULL);
     }
     rc = ly_file_read(argv[optind], LY_FILE_MAX_DEFAULT, 0, &file, &c->err);
@@ -640,7 +676,7 @@ static int cmd_svid_verify(struct cli *c, int argc, char **argv)
         }
     }
     if (rc == 0) {
-        rc = x509svid_verify(chain, set, at, &id, &c->err);
+        rc = x509svid_verify(chain, set, v.at, &id, &c->err);
     }
     x509svid_chain_free(chain);
     bundle_set_free(set);
@@ -887,56 +923,17 @@ static int read_token_arg(struct cli *c, const char *arg, struct ly_buf *tok)
 
 static int cmd_jwt_verify(struct cli *c, int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"bundle", required_argument, NULL, 'b'},
-        {"audience", required_argument, NULL, 'A'},
-        {"at", required_argument, NULL, 'a'},
-        {"data", required_argument, NULL, 'd'},
-        {NULL, 0, NULL, 0},
-    };
-    char *specs[CLI_MAX_REPEAT];
-    size_t n_specs = 0;
-    const char *aud = NULL;
-    int64_t at = ly_time_now();
+    struct verify_opts v;
     struct bundle_set *set = NULL;
     struct jwtsvid_result res;
     struct ly_buf tok;
-    int rc;
-    int o;
+    const char *aud;
+    int rc = parse_verify_opts(c, argc, argv, 1, &v);
 
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (o) {
-        case 'b':
-            if (n_specs == CLI_MAX_REPEAT) {
-                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "at most %d --bundle options",
-                              CLI_MAX_REPEAT);
-                return fail(c, NULL);
-            }
-            specs[n_specs++] = optarg;
-            break;
-        case 'A':
-            if (aud != NULL) {
-                ly_error_setx(&c->err, LY_ERR_USAGE, 0,
-                              "give exactly one --audience: the one this verifier expects");
-                return fail(c, NULL);
-            }
-            aud = optarg;
-            break;
-        case 'a':
-            if (parse_at_opt(c, optarg, &at) < 0) {
-                return fail(c, NULL);
-            }
-            break;
-        case 'd':
-            c->data_dir = optarg;
-            break;
-        default:
-            return -2;
-        }
+    if (rc != 0) {
+        return rc;
     }
-    if (optind != argc - 1 || aud == NULL) {
-        return -2;
-    }
+    aud = v.audience;
     if (aud[0] == '\0') {
         ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--audience must not be empty");
         return fail(c, NULL);
@@ -944,11 +941,11 @@ static int cmd_jwt_verify(struct cli *c, int argc, char **argv)
     if (read_token_arg(c, argv[optind], &tok) < 0) {
         return fail(c, NULL);
     }
-    if (load_bundle_set(c, specs, n_specs, at, &set) < 0) {
+    if (load_bundle_set(c, v.specs, v.n_specs, v.at, &set) < 0) {
         ly_buf_free(&tok);
         return fail(c, NULL);
     }
-    rc = jwtsvid_validate((const char *)tok.data, tok.len, aud, set, at, CLI_JWT_LEEWAY, &res,
+    rc = jwtsvid_validate((const char *)tok.data, tok.len, aud, set, v.at, CLI_JWT_LEEWAY, &res,
                           &c->err);
     ly_buf_free(&tok);
     bundle_set_free(set);
