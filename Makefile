@@ -192,6 +192,7 @@ demo: all
 
 bench: all $(BENCH_BINS)
 	@echo "== mint"; $(BUILD)/bench/mint
+	@echo "== policy (100,000 consent records)"; $(BUILD)/bench/policy
 	@echo "== workload (200 paced clients, 500 ms between one client's fetches)"; \
 	  $(BUILD)/bench/workload --lanyard $(BUILD)/lanyard
 	@echo "== workload saturation (200 clients back to back)"; \

@@ -8,6 +8,9 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <pwd.h>
+#include <unistd.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +29,10 @@
 #include "../trust-bundles/bundle.h"
 #include "../trust-bundles/bundle_codec.h"
 #include "admin.h"
+#include "audit.h"
 #include "ca.h"
 #include "config.h"
+#include "consent.h"
 #include "server.h"
 #include "entry.h"
 #include "helper.h"
@@ -1342,6 +1347,306 @@ static int cmd_entry_delete(struct cli *c, int argc, char **argv)
     return write_stdout(NULL, 0);
 }
 
+/* ---- consent (direct to the store; not yet routed through a running server's admin socket) */
+
+/* The invoking user's name for --granted-by: the password database, else "uid:N". */
+static int invoking_user(char *out, size_t outsz)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    int n;
+
+    if (pw != NULL && pw->pw_name != NULL && pw->pw_name[0] != '\0' &&
+        strlen(pw->pw_name) < outsz) {
+        memcpy(out, pw->pw_name, strlen(pw->pw_name) + 1);
+        return 0;
+    }
+    n = snprintf(out, outsz, "uid:%lu", (unsigned long)geteuid());
+    return n < 0 || (size_t)n >= outsz ? -1 : 0;
+}
+
+static int cmd_consent_grant(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"no-user", no_argument, NULL, 'N'},
+        {"client", required_argument, NULL, 'c'},
+        {"scope", required_argument, NULL, 's'},
+        {"expires", required_argument, NULL, 'e'},
+        {"window", required_argument, NULL, 'w'},
+        {"source-td", required_argument, NULL, 't'},
+        {"granted-by", required_argument, NULL, 'g'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct consent *rec = consent_new();
+    struct store *st = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    const char *user = NULL;
+    const char *client = NULL;
+    const char *granted_by = NULL;
+    int no_user = 0;
+    int64_t ttl = 0;
+    int o;
+    int rc = 0;
+
+    if (rec == NULL) {
+        ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+        return fail(c, "consent grant");
+    }
+    while (rc == 0 && (o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u':
+            user = optarg;
+            break;
+        case 'N':
+            no_user = 1;
+            break;
+        case 'c':
+            client = optarg;
+            break;
+        case 's':
+            rc = consent_add_scope(rec, optarg, &c->err) < 0 ? -1 : 0;
+            break;
+        case 'e':
+            rc = parse_duration_opt(c, "--expires", optarg, &ttl);
+            if (rc == 0 && ttl <= 0) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--expires must be positive");
+                rc = -1;
+            }
+            break;
+        case 'w':
+            rc = consent_set_window(rec, optarg, &c->err) < 0 ? -1 : 0;
+            break;
+        case 't':
+            rc = consent_add_source_td(rec, optarg, &c->err) < 0 ? -1 : 0;
+            break;
+        case 'g':
+            granted_by = optarg;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            consent_free(rec);
+            return -2;
+        }
+    }
+    if (rc < 0) {
+        consent_free(rec);
+        return fail(c, "consent grant");
+    }
+    if (optind != argc || client == NULL || rec->n_scopes == 0 || (user == NULL) == !no_user) {
+        consent_free(rec);
+        if (optind == argc && client != NULL && rec->n_scopes > 0) {
+            fprintf(stderr, "lanyard: consent grant: give exactly one of --user U and "
+                            "--no-user\n");
+        }
+        return -2;
+    }
+    if (consent_set_user(rec, no_user ? NULL : user, &c->err) < 0 ||
+        consent_set_client(rec, client, &c->err) < 0) {
+        consent_free(rec);
+        return fail(c, "consent grant");
+    }
+    if (granted_by != NULL) {
+        if (consent_user_validate(granted_by, &c->err) < 0) {
+            consent_free(rec);
+            (void)ly_error_wrap(&c->err, "--granted-by");
+            return fail(c, "consent grant");
+        }
+        memcpy(rec->granted_by, granted_by, strlen(granted_by) + 1);
+    } else if (invoking_user(rec->granted_by, sizeof(rec->granted_by)) < 0) {
+        consent_free(rec);
+        ly_error_setx(&c->err, LY_ERR_INTERNAL, 0, "cannot name the invoking user");
+        return fail(c, "consent grant");
+    }
+    rec->granted_at = ly_time_now();
+    rec->expires_at = ttl > 0 ? rec->granted_at + ttl : 0;
+    if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
+        consent_free(rec);
+        return fail(c, "consent grant");
+    }
+    rc = store_consent_add(st, rec, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        consent_free(rec);
+        return fail(c, "consent grant");
+    }
+    printf("%s\n", rec->id);
+    consent_free(rec);
+    return write_stdout(NULL, 0);
+}
+
+static int cmd_consent_revoke(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"no-user", no_argument, NULL, 'N'},
+        {"client", required_argument, NULL, 'c'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct store *st = NULL;
+    struct spiffeid cid;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    const char *user = NULL;
+    const char *client = NULL;
+    const char *id = NULL;
+    int no_user = 0;
+    size_t n = 0;
+    int o;
+    int rc;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u':
+            user = optarg;
+            break;
+        case 'N':
+            no_user = 1;
+            break;
+        case 'c':
+            client = optarg;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind == argc - 1 && user == NULL && !no_user && client == NULL) {
+        id = argv[optind];
+    } else if (optind != argc || client == NULL || (user == NULL) == !no_user) {
+        return -2;
+    }
+    if (id == NULL) {
+        if (user != NULL && consent_user_validate(user, &c->err) < 0) {
+            return fail(c, "consent revoke");
+        }
+        if (parse_id_opt(c, "--client", client, &cid) < 0) {
+            return fail(c, "consent revoke");
+        }
+    }
+    if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
+        return fail(c, "consent revoke");
+    }
+    rc = id != NULL ? store_consent_revoke(st, id, &c->err)
+                    : store_consent_revoke_pair(st, user, cid.str, &n, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fail(c, "consent revoke");
+    }
+    if (id != NULL) {
+        printf("revoked consent %s\n", id);
+    } else {
+        printf("revoked %zu consent record%s\n", n, n == 1 ? "" : "s");
+    }
+    return write_stdout(NULL, 0);
+}
+
+static int cmd_consent_list(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"client", required_argument, NULL, 'c'},
+        {"json", no_argument, NULL, 'j'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct store *st = NULL;
+    struct consent **list = NULL;
+    struct spiffeid cid;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    struct ly_buf out;
+    const char *user = NULL;
+    const char *client = NULL;
+    size_t n = 0;
+    size_t i;
+    size_t k;
+    int json = 0;
+    int o;
+    int rc;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u':
+            user = optarg;
+            break;
+        case 'c':
+            client = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (user != NULL && consent_user_validate(user, &c->err) < 0) {
+        return fail(c, "consent list");
+    }
+    if (client != NULL && parse_id_opt(c, "--client", client, &cid) < 0) {
+        return fail(c, "consent list");
+    }
+    if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
+        return fail(c, "consent list");
+    }
+    rc = store_consent_list(st, user, client != NULL ? cid.str : NULL, &list, &n, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fail(c, "consent list");
+    }
+    ly_buf_init(&out, (size_t)1 << 30);
+    rc = json ? ly_buf_append_str(&out, "[", &c->err) : 0;
+    for (i = 0; rc == 0 && i < n; i++) {
+        const struct consent *r = list[i];
+        char x[1100];
+        if (json) {
+            rc = ly_buf_append_str(&out, i == 0 ? "\n" : ",\n", &c->err);
+            if (rc == 0) {
+                rc = consent_to_json(r, &out, &c->err);
+            }
+            continue;
+        }
+        /* One line per record: id, user, client, expiry, conditions, scopes; odd bytes escaped. */
+        rc = ly_buf_appendf(&out, &c->err, "%s user=%s client=%s expires=%lld", r->id,
+                            r->no_user ? "(none)"
+                                       : ly_text_escape(r->user, strlen(r->user), 256, x,
+                                                        sizeof(x)),
+                            r->client_id, (long long)r->expires_at);
+        if (rc == 0 && r->has_window) {
+            rc = ly_buf_appendf(&out, &c->err, " window=%02d:%02d-%02d:%02d",
+                                r->window_start / 60, r->window_start % 60, r->window_end / 60,
+                                r->window_end % 60);
+        }
+        for (k = 0; rc == 0 && k < r->n_source_tds; k++) {
+            rc = ly_buf_appendf(&out, &c->err, " source-td=%s", r->source_tds[k]);
+        }
+        for (k = 0; rc == 0 && k < r->n_scopes; k++) {
+            rc = ly_buf_appendf(&out, &c->err, " %s", r->scopes[k]);
+        }
+        if (rc == 0) {
+            rc = ly_buf_append_str(&out, "\n", &c->err);
+        }
+    }
+    if (rc == 0 && json) {
+        rc = ly_buf_append_str(&out, n > 0 ? "\n]\n" : "]\n", &c->err);
+    }
+    consent_list_free(list, n);
+    if (rc < 0) {
+        ly_buf_free(&out);
+        return fail(c, "consent list");
+    }
+    return print_buf(&out);
+}
+
 /* ---- server ------------------------------------------------------------------------------ */
 
 static int cmd_server(struct cli *c, int argc, char **argv)
@@ -1582,6 +1887,201 @@ static int cmd_helper(struct cli *c, int argc, char **argv)
 }
 
 
+/* ---- audit ------------------------------------------------------------------------------- */
+
+/* DATA/audit.log, or a usage error when the path does not fit. */
+static int audit_path(struct cli *c, char *path, size_t pathsz)
+{
+    int n = snprintf(path, pathsz, "%s/audit.log", c->data_dir);
+
+    if (n < 0 || (size_t)n >= pathsz) {
+        return ly_error_setx(&c->err, LY_ERR_USAGE, 0, "data directory path too long");
+    }
+    return 0;
+}
+
+struct audit_list_ctx {
+    struct ly_buf *out;
+    int json;
+    size_t n;
+    struct ly_error *err;
+};
+
+/* One record as a text line (odd bytes escaped) or as a JSON array element. */
+static int audit_list_cb(const struct audit_record *r, void *arg)
+{
+    struct audit_list_ctx *x = arg;
+    const char *vals[5];
+    const char *names[5] = {"user", "target", "reason", "consent", "cert"};
+    size_t i;
+    int rc;
+
+    if (x->json) {
+        char *s = json_dumps(r->json, JSON_COMPACT | JSON_PRESERVE_ORDER);
+        if (s == NULL) {
+            return ly_error_setx(x->err, LY_ERR_NOMEM, 0, "out of memory");
+        }
+        rc = ly_buf_append_str(x->out, x->n == 0 ? "\n" : ",\n", x->err);
+        if (rc == 0) {
+            rc = ly_buf_append_str(x->out, s, x->err);
+        }
+        free(s);
+        x->n++;
+        return rc;
+    }
+    vals[0] = r->user;
+    vals[1] = r->target;
+    vals[2] = r->reason;
+    vals[3] = r->consent_id;
+    vals[4] = r->cert_sha256;
+    {
+        char cid[1024];
+        char meth[256];
+        rc = ly_buf_appendf(x->out, x->err, "%" PRIu64 " %s %s %s %s", r->seq, r->time_str,
+                            r->decision,
+                            ly_text_escape(r->client_id, strlen(r->client_id), 512, cid,
+                                           sizeof(cid)),
+                            ly_text_escape(r->method, strlen(r->method), 128, meth,
+                                           sizeof(meth)));
+    }
+    for (i = 0; rc == 0 && i < 5; i++) {
+        char v[1024];
+        if (vals[i] == NULL) {
+            continue;
+        }
+        rc = ly_buf_appendf(x->out, x->err, " %s=%s", names[i],
+                            ly_text_escape(vals[i], strlen(vals[i]), 512, v, sizeof(v)));
+    }
+    if (rc == 0) {
+        rc = ly_buf_append_str(x->out, "\n", x->err);
+    }
+    x->n++;
+    return rc;
+}
+
+static int cmd_audit_list(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"since", required_argument, NULL, 's'},
+        {"client", required_argument, NULL, 'c'},
+        {"user", required_argument, NULL, 'u'},
+        {"decision", required_argument, NULL, 'D'},
+        {"json", no_argument, NULL, 'j'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct audit_filter f;
+    struct audit_list_ctx x;
+    struct ly_buf out;
+    char path[4096];
+    int json = 0;
+    int o;
+    int rc;
+
+    memset(&f, 0, sizeof(f));
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 's': {
+            struct ly_error e;
+            int64_t d;
+            ly_error_clear(&e);
+            /* An RFC 3339 instant, or a duration back from now ("1h"). */
+            if (ly_time_parse_rfc3339(optarg, &f.since, &e) == 0) {
+                break;
+            }
+            if (parse_duration_opt(c, "--since (an RFC 3339 time or a duration)", optarg, &d) <
+                0) {
+                return fail(c, NULL);
+            }
+            f.since = ly_time_now() - d;
+            break;
+        }
+        case 'c':
+            f.client_id = optarg;
+            break;
+        case 'u':
+            f.user = optarg;
+            break;
+        case 'D':
+            if (strcmp(optarg, "allow") != 0 && strcmp(optarg, "deny") != 0) {
+                (void)ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--decision must be allow or deny");
+                return fail(c, NULL);
+            }
+            f.decision = optarg;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (audit_path(c, path, sizeof(path)) < 0) {
+        return fail(c, "audit list");
+    }
+    ly_buf_init(&out, (size_t)1 << 30);
+    memset(&x, 0, sizeof(x));
+    x.out = &out;
+    x.json = json;
+    x.err = &c->err;
+    rc = json ? ly_buf_append_str(&out, "[", &c->err) : 0;
+    if (rc == 0) {
+        rc = audit_scan(path, &f, audit_list_cb, &x, NULL, &c->err);
+    }
+    if (rc < 0 && c->err.code != LY_ERR_VERIFY) {
+        ly_buf_free(&out);
+        return fail(c, "audit list");
+    }
+    /* On a broken chain, print the records before the break, then say where it broke. */
+    if (json && ly_buf_append_str(&out, x.n > 0 ? "\n]\n" : "]\n", &c->err) < 0) {
+        return fail(c, "audit list");
+    }
+    o = print_buf(&out);
+    if (rc < 0) {
+        return fail(c, "audit list: chain broken (run 'lanyard audit verify')");
+    }
+    return o;
+}
+
+static int cmd_audit_verify(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct audit_scan_info info;
+    char path[4096];
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (o != 'd') {
+            return -2;
+        }
+        c->data_dir = optarg;
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (audit_path(c, path, sizeof(path)) < 0) {
+        return fail(c, "audit verify");
+    }
+    if (audit_scan(path, NULL, NULL, NULL, &info, &c->err) < 0) {
+        if (c->err.code == LY_ERR_VERIFY) {
+            fprintf(stderr, "lanyard: audit verify: %" PRIu64 " records intact before the break\n",
+                    info.records);
+        }
+        return fail(c, "audit verify");
+    }
+    printf("%" PRIu64 " records, chain intact\n", info.records);
+    return write_stdout(NULL, 0);
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 static const struct cli_cmd commands[] = {
@@ -1653,6 +2153,29 @@ static const struct cli_cmd commands[] = {
      cmd_entry_list},
     {"entry", "show", "entry show ID [--json]", "Show one registered entry.", cmd_entry_show},
     {"entry", "delete", "entry delete ID", "Delete a registered entry.", cmd_entry_delete},
+    {"consent", "grant",
+     "consent grant (--user U | --no-user) --client SPIFFE_ID --scope S [--scope S]... "
+     "[--expires DURATION] [--window HH:MM-HH:MM] [--source-td TD]... [--granted-by NAME]",
+     "Record that a user (or, with --no-user, nobody: a workload-only grant) allows one client\n"
+     "  SPIFFE ID these scopes: tools:NAME, prompts:NAME, resources:URI_PREFIX (a plain byte\n"
+     "  prefix) or '*' for everything. --window is a UTC time window (may wrap midnight),\n"
+     "  --source-td limits the trust domains requests may come from. Prints the record id.",
+     cmd_consent_grant},
+    {"consent", "revoke", "consent revoke ID | consent revoke (--user U | --no-user) --client ID",
+     "Revoke one consent record, or every record of a user and client.", cmd_consent_revoke},
+    {"consent", "list", "consent list [--user U] [--client ID] [--json]",
+     "List consent records, oldest first: one line each or a JSON array.", cmd_consent_list},
+    {"audit", "list",
+     "audit list [--since RFC3339|DURATION] [--client ID] [--user U] [--decision allow|deny] "
+     "[--json]",
+     "List the policy decisions in DATA/audit.log, oldest first: one line each (seq, time,\n"
+     "  decision, client, method, then user/target/reason/consent/cert) or a JSON array.\n"
+     "  The chain is checked while reading; a broken record ends the list with exit 1.",
+     cmd_audit_list},
+    {"audit", "verify", "audit verify",
+     "Check the hash chain of DATA/audit.log: exit 0 with 'N records, chain intact', or\n"
+     "  exit 1 naming the first broken record (edited, deleted, reordered or truncated).",
+     cmd_audit_verify},
     {"helper", "run",
      "helper [run] --socket PATH --dir DIR [--jwt-audience AUD]... [--cmd \"PROGRAM ARGS\"] "
      "[--cmd-timeout DURATION] [--signal SIG (--pid PID | --pid-file FILE)] [--once]",

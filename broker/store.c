@@ -8,6 +8,7 @@
 
 #include "../common/ly_text.h"
 #include "../common/ly_time.h"
+#include "consent.h"
 #include "entry.h"
 
 #include <errno.h>
@@ -20,7 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 /*
  * Statements of the attestation path, kept prepared between calls: the Workload API matches on
@@ -99,8 +100,35 @@ static const char *const schema_v2 =
     "  trust_domain TEXT NOT NULL,"
     "  PRIMARY KEY (entry_id, trust_domain)) WITHOUT ROWID;";
 
+/*
+ * v3: the consent registry. One row per grant (user NULL for a workload-only grant, window
+ * bounds in minutes after 00:00 UTC or NULL), its scopes and allowed source trust domains in
+ * child tables that go with it (ON DELETE CASCADE). Written in one transaction per grant.
+ */
+static const char *const schema_v3 =
+    "CREATE TABLE consent ("
+    "  id TEXT PRIMARY KEY NOT NULL CHECK (length(id) = 32),"
+    "  user TEXT CHECK (user IS NULL OR length(CAST(user AS BLOB)) BETWEEN 1 AND 256),"
+    "  client_id TEXT NOT NULL,"
+    "  granted_at INTEGER NOT NULL,"
+    "  expires_at INTEGER NOT NULL DEFAULT 0,"
+    "  granted_by TEXT NOT NULL,"
+    "  window_start INTEGER CHECK (window_start IS NULL OR window_start BETWEEN 0 AND 1439),"
+    "  window_end INTEGER CHECK (window_end IS NULL OR window_end BETWEEN 0 AND 1439));"
+    "CREATE INDEX consent_by_pair ON consent(user, client_id);"
+    "CREATE INDEX consent_by_client ON consent(client_id);"
+    "CREATE TABLE consent_scope ("
+    "  consent_id TEXT NOT NULL REFERENCES consent(id) ON DELETE CASCADE,"
+    "  scope TEXT NOT NULL,"
+    "  PRIMARY KEY (consent_id, scope)) WITHOUT ROWID;"
+    "CREATE TABLE consent_td ("
+    "  consent_id TEXT NOT NULL REFERENCES consent(id) ON DELETE CASCADE,"
+    "  trust_domain TEXT NOT NULL,"
+    "  PRIMARY KEY (consent_id, trust_domain)) WITHOUT ROWID;";
+
 /* Schema steps, applied in order from the database's version to STORE_SCHEMA_VERSION. */
-static const char *const schema_steps[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2};
+static const char *const schema_steps[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2,
+                                                               schema_v3};
 
 static int db_error(struct store *s, struct ly_error *err, const char *what)
 {
@@ -235,7 +263,8 @@ static int read_schema_version(struct store *s, int *version, struct ly_error *e
 static int migrate(struct store *s, int target, struct ly_error *err)
 {
     static const char *const set_version[STORE_SCHEMA_VERSION + 1] = {
-        "PRAGMA user_version = 0", "PRAGMA user_version = 1", "PRAGMA user_version = 2"};
+        "PRAGMA user_version = 0", "PRAGMA user_version = 1", "PRAGMA user_version = 2",
+        "PRAGMA user_version = 3"};
     int version;
     int rc;
 
@@ -1767,4 +1796,335 @@ out:
     *out = v;
     *n = cnt;
     return 0;
+}
+
+/* ---- consent registry -------------------------------------------------------------------- */
+
+/* Cached-statement texts (compared by address in the statement cache). */
+static const char sql_consent_insert[] =
+    "INSERT INTO consent(id, user, client_id, granted_at, expires_at, granted_by, window_start,"
+    " window_end) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+static const char sql_consent_scope_insert[] =
+    "INSERT OR IGNORE INTO consent_scope(consent_id, scope) VALUES (?1, ?2)";
+static const char sql_consent_td_insert[] =
+    "INSERT OR IGNORE INTO consent_td(consent_id, trust_domain) VALUES (?1, ?2)";
+
+/* Insert (id, v[i]) for each i with a cached statement. */
+static int consent_insert_children(struct store *s, const char *sql, const char *id,
+                                   char *const *v, size_t n, struct ly_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    int cached = 0;
+    size_t i;
+    int rc = stmt_get(s, sql, &st, &cached, err);
+
+    for (i = 0; rc == 0 && i < n; i++) {
+        if (sqlite3_reset(st) != SQLITE_OK ||
+            sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 2, v[i], -1, SQLITE_STATIC) != SQLITE_OK) {
+            rc = db_error(s, err, "bind");
+        } else if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_error(s, err, "recording consent");
+        }
+    }
+    stmt_put(st, cached); /* errors were reported above */
+    return rc;
+}
+
+int store_consent_add(struct store *s, struct consent *c, struct ly_error *err)
+{
+    char id[CONSENT_ID_HEX_LEN + 1];
+    sqlite3_stmt *st = NULL;
+    int cached = 0;
+    int own = 0;
+    int rc = consent_validate(c, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    rc = new_entry_id(id, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = tx_begin(s, &own, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = stmt_get(s, sql_consent_insert, &st, &cached, err);
+    if (rc == 0) {
+        if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            bind_text(st, 2, c->no_user ? NULL : c->user) != SQLITE_OK ||
+            sqlite3_bind_text(st, 3, c->client_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 4, c->granted_at) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 5, c->expires_at) != SQLITE_OK ||
+            sqlite3_bind_text(st, 6, c->granted_by, -1, SQLITE_STATIC) != SQLITE_OK ||
+            (c->has_window ? sqlite3_bind_int(st, 7, c->window_start)
+                           : sqlite3_bind_null(st, 7)) != SQLITE_OK ||
+            (c->has_window ? sqlite3_bind_int(st, 8, c->window_end)
+                           : sqlite3_bind_null(st, 8)) != SQLITE_OK) {
+            rc = db_error(s, err, "bind");
+        } else if (sqlite3_step(st) != SQLITE_DONE) {
+            rc = db_error(s, err, "recording consent");
+        }
+        stmt_put(st, cached);
+    }
+    if (rc == 0) {
+        rc = consent_insert_children(s, sql_consent_scope_insert, id, c->scopes, c->n_scopes,
+                                     err);
+    }
+    if (rc == 0) {
+        rc = consent_insert_children(s, sql_consent_td_insert, id, c->source_tds,
+                                     c->n_source_tds, err);
+    }
+    rc = tx_end(s, own, rc, err);
+    if (rc == 0) {
+        memcpy(c->id, id, sizeof(c->id));
+    }
+    return rc;
+}
+
+static int check_consent_id(const char *id, struct ly_error *err)
+{
+    size_t i;
+
+    for (i = 0; id != NULL && i < CONSENT_ID_HEX_LEN; i++) {
+        if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) {
+            break;
+        }
+    }
+    if (id == NULL || i != CONSENT_ID_HEX_LEN || id[i] != '\0') {
+        return ly_error_setx(err, LY_ERR_PARSE, CONSENT_R_BAD_ID,
+                             "a consent id is 32 lower-case hex digits");
+    }
+    return 0;
+}
+
+int store_consent_revoke(struct store *s, const char *id, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = check_consent_id(id, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    rc = prepare(s, "DELETE FROM consent WHERE id = ?1", &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st); /* the bind error is what we report */
+        return rc;
+    }
+    rc = step_done(s, st, "revoking consent", err);
+    if (rc == 0 && sqlite3_changes(s->db) == 0) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, CONSENT_R_NOT_FOUND, "no consent with id %s", id);
+    }
+    return rc;
+}
+
+int store_consent_revoke_pair(struct store *s, const char *user, const char *client_id,
+                              size_t *n_revoked, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    *n_revoked = 0;
+    /* "IS" compares NULL with NULL as equal: user NULL selects workload-only grants. */
+    rc = prepare(s, "DELETE FROM consent WHERE user IS ?1 AND client_id = ?2", &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (bind_text(st, 1, user) != SQLITE_OK ||
+        sqlite3_bind_text(st, 2, client_id, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st); /* the bind error is what we report */
+        return rc;
+    }
+    rc = step_done(s, st, "revoking consent", err);
+    if (rc < 0) {
+        return rc;
+    }
+    *n_revoked = (size_t)sqlite3_changes(s->db);
+    if (*n_revoked == 0) {
+        char x[300];
+        return ly_error_setx(err, LY_ERR_USAGE, CONSENT_R_NOT_FOUND,
+                             "no consent for user %s and client %s",
+                             user == NULL ? "(none: workload-only)"
+                                          : ly_text_escape(user, strlen(user), 64, x, sizeof(x)),
+                             client_id);
+    }
+    return 0;
+}
+
+/* Build a record from (id, user, client_id, granted_at, expires_at, granted_by, ws, we). */
+static struct consent *consent_from_row(sqlite3_stmt *st)
+{
+    struct consent *c = consent_new();
+    const unsigned char *cid = sqlite3_column_text(st, 2);
+
+    if (c == NULL) {
+        return NULL;
+    }
+    if (copy_text(c->id, sizeof(c->id), st, 0) < 0 || cid == NULL ||
+        copy_text(c->granted_by, sizeof(c->granted_by), st, 5) < 0) {
+        goto err;
+    }
+    if (sqlite3_column_type(st, 1) == SQLITE_NULL) {
+        c->no_user = 1;
+    } else if (copy_text(c->user, sizeof(c->user), st, 1) < 0) {
+        goto err;
+    }
+    c->client_id = strdup((const char *)cid);
+    if (c->client_id == NULL) {
+        goto err;
+    }
+    c->granted_at = sqlite3_column_int64(st, 3);
+    c->expires_at = sqlite3_column_int64(st, 4);
+    if (sqlite3_column_type(st, 6) != SQLITE_NULL) {
+        c->has_window = 1;
+        c->window_start = sqlite3_column_int(st, 6);
+        c->window_end = sqlite3_column_int(st, 7);
+    }
+    return c;
+err:
+    consent_free(c);
+    return NULL;
+}
+
+/* Append a copy of column col to (*v, *n). */
+static int consent_push(char ***v, size_t *n, sqlite3_stmt *st, int col)
+{
+    const unsigned char *t = sqlite3_column_text(st, col);
+    char **grown;
+
+    if (t == NULL) {
+        return -1;
+    }
+    grown = realloc(*v, (*n + 1) * sizeof(**v));
+    if (grown == NULL) {
+        return -1;
+    }
+    *v = grown;
+    grown[*n] = strdup((const char *)t);
+    if (grown[*n] == NULL) {
+        return -1;
+    }
+    (*n)++;
+    return 0;
+}
+
+static int consent_age_cmp(const void *pa, const void *pb)
+{
+    const struct consent *a = *(struct consent *const *)pa;
+    const struct consent *b = *(struct consent *const *)pb;
+
+    if (a->granted_at != b->granted_at) {
+        return a->granted_at < b->granted_at ? -1 : 1;
+    }
+    return strcmp(a->id, b->id);
+}
+
+/* The three list queries share one filter on the consent row c. */
+#define CONSENT_FILTER " WHERE (?1 IS NULL OR c.user = ?1) AND (?2 IS NULL OR c.client_id = ?2)"
+
+int store_consent_list(struct store *s, const char *user, const char *client_id,
+                       struct consent ***out, size_t *n_out, struct ly_error *err)
+{
+    static const char *const q[3] = {
+        "SELECT c.id, c.user, c.client_id, c.granted_at, c.expires_at, c.granted_by,"
+        " c.window_start, c.window_end FROM consent c" CONSENT_FILTER " ORDER BY c.id",
+        "SELECT x.consent_id, x.scope FROM consent_scope x JOIN consent c ON c.id ="
+        " x.consent_id" CONSENT_FILTER " ORDER BY x.consent_id, x.scope",
+        "SELECT x.consent_id, x.trust_domain FROM consent_td x JOIN consent c ON c.id ="
+        " x.consent_id" CONSENT_FILTER " ORDER BY x.consent_id, x.trust_domain",
+    };
+    struct consent **v = NULL;
+    size_t n = 0;
+    size_t cap = 0;
+    sqlite3_stmt *st = NULL;
+    int cached = 0;
+    size_t i;
+    int rc;
+
+    *out = NULL;
+    *n_out = 0;
+    rc = read_begin(s, err);
+    if (rc < 0) {
+        return rc;
+    }
+    for (i = 0; i < 3; i++) {
+        size_t k = 0;
+        rc = stmt_get(s, q[i], &st, &cached, err);
+        if (rc < 0) {
+            goto err;
+        }
+        if (bind_text(st, 1, user) != SQLITE_OK || bind_text(st, 2, client_id) != SQLITE_OK) {
+            rc = db_error(s, err, "bind");
+            goto err;
+        }
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            const char *cid;
+            int c = 1;
+            int bad;
+            if (i == 0) {
+                if (n == cap) {
+                    size_t ncap = cap ? cap * 2 : 16;
+                    struct consent **nv = realloc(v, ncap * sizeof(*nv));
+                    if (nv == NULL) {
+                        rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+                        goto err;
+                    }
+                    v = nv;
+                    cap = ncap;
+                }
+                v[n] = consent_from_row(st);
+                if (v[n] == NULL) {
+                    rc = ly_error_setx(err, LY_ERR_IO,
+                                       0, "database: malformed consent row (or out of memory)");
+                    goto err;
+                }
+                n++;
+                continue;
+            }
+            /* Merge join: both sides are ordered by consent id. */
+            cid = (const char *)sqlite3_column_text(st, 0);
+            if (cid == NULL) {
+                rc = ly_error_setx(err, LY_ERR_IO, 0, "database: malformed consent row");
+                goto err;
+            }
+            while (k < n && (c = strcmp(v[k]->id, cid)) < 0) {
+                k++;
+            }
+            if (k == n || c != 0) {
+                continue; /* cannot happen with the same filter in one snapshot; skip */
+            }
+            bad = i == 1 ? consent_push(&v[k]->scopes, &v[k]->n_scopes, st, 1)
+                         : consent_push(&v[k]->source_tds, &v[k]->n_source_tds, st, 1);
+            if (bad < 0) {
+                rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory reading consent %s",
+                                   v[k]->id);
+                goto err;
+            }
+        }
+        if (rc != SQLITE_DONE) {
+            rc = db_error(s, err, "listing consent");
+            goto err;
+        }
+        rc = 0;
+        stmt_put(st, cached); /* read-only, fully stepped */
+        st = NULL;
+    }
+    read_end(s);
+    if (n > 1) {
+        qsort(v, n, sizeof(*v), consent_age_cmp);
+    }
+    *out = v;
+    *n_out = n;
+    return 0;
+err:
+    stmt_put(st, cached);
+    read_end(s);
+    consent_list_free(v, n);
+    return rc;
 }

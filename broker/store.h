@@ -177,4 +177,39 @@ int store_entry_uses_names(struct store *s, int *uses, struct ly_error *err) LY_
 int store_entry_match(struct store *s, const struct entry_selector *facts, size_t n_facts,
                       struct entry ***out, size_t *n, struct ly_error *err) LY_MUST_USE;
 
+
+/* ---- consent registry (schema v3; see broker/consent.h for the model) -------------------- */
+
+struct consent;
+
+/*
+ * Store a new consent record. Validate it first with consent_validate(); this function assigns
+ * c->id (128 random bits, hex). The record row and all its scope and trust-domain rows are
+ * written in ONE transaction (BEGIN IMMEDIATE, or a savepoint inside the caller's open
+ * transaction, so a bulk load can wrap many adds in one). LY_ERR_IO on database errors.
+ */
+int store_consent_add(struct store *s, struct consent *c, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Revoke one record by id (its rows cascade). LY_ERR_PARSE (CONSENT_R_BAD_ID) for a malformed
+ * id, LY_ERR_USAGE (CONSENT_R_NOT_FOUND) when no record has it.
+ */
+int store_consent_revoke(struct store *s, const char *id, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Revoke every record of (user, client_id); user NULL means the workload-only records.
+ * *n_revoked receives the count; none is LY_ERR_USAGE (CONSENT_R_NOT_FOUND).
+ */
+int store_consent_revoke_pair(struct store *s, const char *user, const char *client_id,
+                              size_t *n_revoked, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Records, oldest first, filtered by user and/or client ID (NULL = any; the user filter never
+ * matches workload-only records). With no filter this is the load for consent_index_build().
+ * One read transaction, three queries merged in memory. *out is an array of *n records the
+ * caller frees with consent_list_free() (NULL when there are none).
+ */
+int store_consent_list(struct store *s, const char *user, const char *client_id,
+                       struct consent ***out, size_t *n, struct ly_error *err) LY_MUST_USE;
+
 #endif
