@@ -1436,8 +1436,10 @@ static int cmd_consent_grant(struct cli *c, int argc, char **argv)
         return fail(c, "consent grant");
     }
     if (optind != argc || client == NULL || rec->n_scopes == 0 || (user == NULL) == !no_user) {
+        /* Decide the message before freeing the record it looks at. */
+        int only_user_wrong = optind == argc && client != NULL && rec->n_scopes > 0;
         consent_free(rec);
-        if (optind == argc && client != NULL && rec->n_scopes > 0) {
+        if (only_user_wrong) {
             fprintf(stderr, "lanyard: consent grant: give exactly one of --user U and "
                             "--no-user\n");
         }
