@@ -18,6 +18,7 @@
 #include <wolfssl/wolfcrypt/hash.h>
 
 #include "../common/ly_buf.h"
+#include "../common/ly_text.h"
 #include "../common/ly_time.h"
 #include "admin.h"
 
@@ -34,18 +35,6 @@ static const char *const text_fields[] = {"client_id", "cert_sha256", "user",   
 #define N_TEXT_FIELDS (sizeof(text_fields) / sizeof(text_fields[0]))
 /* seq, time, prev and the text fields: a record holds exactly these keys. */
 #define N_RECORD_KEYS (N_TEXT_FIELDS + 3)
-
-static void hex_encode(const uint8_t *in, size_t len, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = hx[in[i] >> 4];
-        out[2 * i + 1] = hx[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
 
 static int is_hex64(const char *s)
 {
@@ -265,7 +254,7 @@ int audit_scan_mem(const uint8_t *data, size_t len, const struct audit_filter *f
             json_decref(rec);
             break;
         }
-        hex_encode(st.last_hash, sizeof(st.last_hash), want);
+        ly_hex_encode(st.last_hash, sizeof(st.last_hash), want);
         if (strcmp(want, r.prev) != 0) {
             /* The record before this one no longer hashes to what this one recorded. */
             st.broken_seq = st.last_seq > 0 ? st.last_seq : r.seq;
@@ -516,7 +505,7 @@ int audit_append(struct audit_log *log, const struct audit_event *ev, struct ly_
     if (rc < 0) {
         return rc;
     }
-    hex_encode(log->last_hash, sizeof(log->last_hash), prev);
+    ly_hex_encode(log->last_hash, sizeof(log->last_hash), prev);
     rec = json_object();
     if (rec == NULL) {
         return ly_error_setx(err, LY_ERR_NOMEM, 0, "audit: out of memory");

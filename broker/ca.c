@@ -20,6 +20,7 @@
 
 #include "../common/ly_b64.h"
 #include "../common/ly_file.h"
+#include "../common/ly_text.h"
 #include "../common/ly_time.h"
 #include "../svid/jwtsvid.h"
 #include "../svid/x509svid.h"
@@ -67,18 +68,6 @@ static int path_join(char *out, size_t outsz, const char *dir, const char *name,
     return 0;
 }
 
-static void hex_encode(const uint8_t *in, size_t len, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < len; i++) {
-        out[2 * i] = hx[in[i] >> 4];
-        out[2 * i + 1] = hx[in[i] & 15];
-    }
-    out[2 * len] = '\0';
-}
-
 /* Write a private key as PKCS#8 PEM to DATA/keys/<prefix>-<random>.key; name goes to rel. */
 static int write_key_file(const char *data_dir, const char *prefix, const struct svid_key *key,
                           char *rel, size_t relsz, struct ly_error *err)
@@ -102,7 +91,7 @@ static int write_key_file(const char *data_dir, const char *prefix, const struct
     if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
         return ly_error_set(err, LY_ERR_INTERNAL, 0, "getrandom failed");
     }
-    hex_encode(rnd, sizeof(rnd), rhex);
+    ly_hex_encode(rnd, sizeof(rnd), rhex);
     n = snprintf(rel, relsz, "keys/%s-%s.key", prefix, rhex);
     if (n < 0 || (size_t)n >= relsz) {
         return ly_error_setx(err, LY_ERR_INTERNAL, 0, "key file name too long");

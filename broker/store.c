@@ -1057,18 +1057,6 @@ static int insert_rows(struct store *s, const char *sql, const char *id, char *c
     return rc;
 }
 
-static void hex16(const uint8_t in[16], char out[33])
-{
-    static const char hx[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < 16; i++) {
-        out[2 * i] = hx[in[i] >> 4];
-        out[2 * i + 1] = hx[in[i] & 15];
-    }
-    out[32] = '\0';
-}
-
 static int new_entry_id(char out[ENTRY_ID_HEX_LEN + 1], struct ly_error *err)
 {
     uint8_t rnd[16];
@@ -1084,7 +1072,7 @@ static int new_entry_id(char out[ENTRY_ID_HEX_LEN + 1], struct ly_error *err)
         }
         got += (size_t)n;
     }
-    hex16(rnd, out);
+    ly_hex_encode(rnd, sizeof(rnd), out);
     return 0;
 }
 

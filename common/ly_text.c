@@ -39,6 +39,18 @@ const char *ly_text_escape(const char *s, size_t len, size_t cap, char *out, siz
     return out;
 }
 
+void ly_hex_encode(const uint8_t *in, size_t len, char *out)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t i;
+
+    for (i = 0; i < len; i++) {
+        out[2 * i] = hex[in[i] >> 4];
+        out[2 * i + 1] = hex[in[i] & 0xf];
+    }
+    out[2 * len] = '\0';
+}
+
 static size_t skip_space(const uint8_t *data, size_t len)
 {
     size_t i = 0;

@@ -16,6 +16,9 @@
  */
 const char *ly_text_escape(const char *s, size_t len, size_t cap, char *out, size_t outsz);
 
+/* Lower-case hex of len bytes into out, which holds at least 2 * len + 1 bytes (NUL-terminated). */
+void ly_hex_encode(const uint8_t *in, size_t len, char *out);
+
 /* 1 when data, after leading ASCII white space, starts with "-----BEGIN"; 0 otherwise. */
 int ly_text_is_pem(const uint8_t *data, size_t len);
 

@@ -88,18 +88,6 @@ static void fmt_time(int64_t t, char *out, size_t outsz)
     }
 }
 
-static void hex(const uint8_t *in, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    size_t i;
-
-    for (i = 0; i < n; i++) {
-        out[2 * i] = digits[in[i] >> 4];
-        out[2 * i + 1] = digits[in[i] & 0x0f];
-    }
-    out[2 * n] = '\0';
-}
-
 /* Escape and cap peer-supplied text for an error message (STYLE rule 15). */
 static void safe_text(const char *in, size_t len, char *out, size_t outsz)
 {
@@ -1353,8 +1341,8 @@ int x509svid_cert_info(const uint8_t *der, size_t len, struct x509svid_info *inf
                   "certificate serial or validity unreadable");
         goto out;
     }
-    hex(dc.serial, (size_t)dc.serialSz, info->serial_hex);
-    hex(digest, sizeof(digest), info->sha256_hex);
+    ly_hex_encode(dc.serial, (size_t)dc.serialSz, info->serial_hex);
+    ly_hex_encode(digest, sizeof(digest), info->sha256_hex);
     safe_text(dc.subject, strnlen(dc.subject, sizeof(dc.subject)), info->subject,
               sizeof(info->subject));
     info->is_ca = dc.isCA ? 1 : 0;

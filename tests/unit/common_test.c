@@ -338,6 +338,14 @@ static void test_text(void **state)
     /* Never past outsz, always terminated. */
     assert_string_equal(ly_text_escape("\x01\x02\x03", 3, 10, tiny, sizeof(tiny)), "...");
     assert_string_equal(ly_text_escape("abcdefgh", 8, 8, tiny, sizeof(tiny)), "ab...");
+    {
+        static const uint8_t b[4] = {0x00, 0x0f, 0xa5, 0xff};
+        char hx[9];
+        ly_hex_encode(b, sizeof(b), hx);
+        assert_string_equal(hx, "000fa5ff");
+        ly_hex_encode(b, 0, hx);
+        assert_string_equal(hx, "");
+    }
     assert_int_equal(ly_text_is_pem((const uint8_t *)" \n-----BEGIN X", 15), 1);
     assert_int_equal(ly_text_is_pem((const uint8_t *)"-----BEGI", 9), 0);
     assert_int_equal(ly_text_is_pem((const uint8_t *)"\x30\x82", 2), 0);
