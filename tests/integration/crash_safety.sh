@@ -31,7 +31,7 @@ stop_all() {
 trap 'stop_all; t_cleanup' EXIT
 
 start_server() {
-    "$LANYARD" --data "$D" server --trust-domain "$TD" --workload-socket "$SOCK" 2>>"$LOG" &
+    "$LANYARD" --data "$D" server --trust-domain "$TD" --workload-socket "$SOCK" --health-listen "" 2>>"$LOG" &
     SPID=$!
     for _ in $(seq 100); do
         "$LANYARD" --data "$D" server status >/dev/null 2>&1 && return 0

@@ -26,7 +26,7 @@ q() { node -e "const j=JSON.parse(require('fs').readFileSync(process.argv[1],'ut
 der_fp() { openssl x509 -outform DER | sha256sum | cut -d' ' -f1; }
 bseq() { "$LANYARD" --data "$D" bundle show | node -e 'console.log(JSON.parse(require("fs").readFileSync(0,"utf8")).spiffe_sequence)'; }
 
-"$LANYARD" --data "$D" server --trust-domain "$TD" --workload-socket "$SOCK" 2>"$LOG" &
+"$LANYARD" --data "$D" server --trust-domain "$TD" --workload-socket "$SOCK" --health-listen "" 2>"$LOG" &
 SPID=$!
 for _ in $(seq 100); do [ -S "$SOCK" ] && [ -S "$D/admin.sock" ] && break; sleep 0.1; done
 [ -S "$D/admin.sock" ] && ok "server started" || { not_ok "server started" "$(cat "$LOG")"; exit 1; }
@@ -121,7 +121,7 @@ prepared=$(sqlite3 "$D/lanyard.db" "select count(*) from meta where key like 'ca
 at=$(sqlite3 "$D/lanyard.db" "select value from meta where key = 'ca_takeover_at'")
 [ "$prepared" -ge 1 ] && [ -n "$at" ] && ok "the store holds the published next CA and its takeover time after kill -9" ||
     not_ok "phase 1 persisted" "prepared=$prepared at=$at"
-"$LANYARD" --data "$D" server --workload-socket "$SOCK" 2>>"$LOG" &
+"$LANYARD" --data "$D" server --workload-socket "$SOCK" --health-listen "" 2>>"$LOG" &
 SPID=$!
 for _ in $(seq 100); do
     [ -z "$(sqlite3 "$D/lanyard.db" "select value from meta where key = 'ca_takeover_at'")" ] && break; sleep 0.1

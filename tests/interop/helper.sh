@@ -125,14 +125,17 @@ chmod 755 "$T_TMP/snap.sh"
     --signal HUP --pid-file "$NGX/nginx.pid" 2>"$HLOG" &
 HPID=$!
 
-# Reader: every 50 ms for 20 s, read svid.key then svid.pem (the documented order), and the
-# combined file, and compare public keys.
+# Reader: every 50 ms for 20 s. The combined svid_bundle.pem is one file replaced atomically, so
+# it must never hold a mismatched pair. svid.key and svid.pem are two files: a reader whose two
+# reads straddle a rotation can pair an old key with a new certificate (that is why the helper
+# writes the combined file and signals after both), so for them the test requires only that
+# each file is always whole (never torn or empty).
 reader() {
     local end=$((SECONDS + 20)) n=0 bad=0 badc=0
     while [ $SECONDS -lt $end ]; do
         cat "$OUT/svid.key" >"$T_TMP/r.key" 2>/dev/null; cat "$OUT/svid.pem" >"$T_TMP/r.pem" 2>/dev/null
         cat "$OUT/svid_bundle.pem" >"$T_TMP/r.both" 2>/dev/null
-        [ "$(pub_of_cert "$T_TMP/r.pem")" = "$(pub_of_key "$T_TMP/r.key")" ] || bad=$((bad + 1))
+        { [ -n "$(pub_of_cert "$T_TMP/r.pem")" ] && [ -n "$(pub_of_key "$T_TMP/r.key")" ]; } || bad=$((bad + 1))
         [ "$(pub_of_cert "$T_TMP/r.both")" = "$(pub_of_key "$T_TMP/r.both")" ] || badc=$((badc + 1))
         n=$((n + 1)); sleep 0.05
     done
@@ -142,8 +145,8 @@ read -r READS BAD BADC < <(reader)
 SERIALS=$(for s in "$T_TMP"/snaps/*/svid.pem; do serial_of "$s"; done | sort -u | wc -l)
 [ "$SERIALS" -ge 3 ] && ok "at least 2 rotations seen through --cmd ($SERIALS distinct serials)" \
     || not_ok "rotations through --cmd" "serials: $SERIALS" "$(cat "$T_TMP/snaps.log" 2>/dev/null)" "$(tail -5 "$HLOG")"
-[ "$READS" -ge 100 ] && [ "$BAD" = 0 ] && ok "reader: svid.key/svid.pem never mismatched ($READS reads)" \
-    || not_ok "reader: svid.key/svid.pem mismatches" "reads $READS, mismatches $BAD"
+[ "$READS" -ge 100 ] && [ "$BAD" = 0 ] && ok "reader: svid.key and svid.pem are always whole files ($READS reads)" \
+    || not_ok "reader: torn svid.key/svid.pem" "reads $READS, torn or empty $BAD"
 [ "$READS" -ge 100 ] && [ "$BADC" = 0 ] && ok "reader: svid_bundle.pem never mismatched ($READS reads)" \
     || not_ok "reader: svid_bundle.pem mismatches" "reads $READS, mismatches $BADC"
 [ -s "$T_TMP/snaps.log" ] && ! grep -qv ' ok$' "$T_TMP/snaps.log" \
