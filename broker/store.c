@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -146,6 +147,30 @@ static int exec_sql(struct store *s, const char *sql, const char *what, struct l
         return rc;
     }
     return 0;
+}
+
+/*
+ * Make room for one more element in a doubling array `arr` (*cap slots of elem bytes) holding
+ * `used` elements. Returns the array, possibly moved, or NULL with err set (then `arr` is
+ * untouched and still owned by the caller).
+ */
+static void *grow_array(void *arr, size_t *cap, size_t used, size_t elem, size_t first,
+                        struct ly_error *err)
+{
+    size_t ncap;
+    void *grown;
+
+    if (used < *cap) {
+        return arr;
+    }
+    ncap = *cap ? *cap * 2 : first;
+    grown = ncap <= SIZE_MAX / elem ? realloc(arr, ncap * elem) : NULL;
+    if (grown == NULL) {
+        (void)ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+        return NULL;
+    }
+    *cap = ncap;
+    return grown;
 }
 
 static int prepare(struct store *s, const char *sql, sqlite3_stmt **st, struct ly_error *err)
@@ -555,15 +580,13 @@ int store_ca_list(struct store *s, struct store_ca **out, size_t *n, struct ly_e
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_ca *c;
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            struct store_ca *nl = realloc(list, ncap * sizeof(*nl));
-            if (nl == NULL) {
-                rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+        {
+            void *g = grow_array(list, &cap, cnt, sizeof(*list), 4, err);
+            if (g == NULL) {
+                rc = LY_ERR_NOMEM;
                 goto fail;
             }
-            list = nl;
-            cap = ncap;
+            list = g;
         }
         c = &list[cnt];
         memset(c, 0, sizeof(*c));
@@ -883,15 +906,13 @@ int store_jwt_key_list(struct store *s, struct store_jwt_key **out, size_t *n,
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         struct store_jwt_key *k;
-        if (cnt == cap) {
-            size_t ncap = cap ? cap * 2 : 4;
-            struct store_jwt_key *nl = realloc(list, ncap * sizeof(*nl));
-            if (nl == NULL) {
-                rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+        {
+            void *g = grow_array(list, &cap, cnt, sizeof(*list), 4, err);
+            if (g == NULL) {
+                rc = LY_ERR_NOMEM;
                 goto fail;
             }
-            list = nl;
-            cap = ncap;
+            list = g;
         }
         k = &list[cnt];
         memset(k, 0, sizeof(*k));
@@ -1727,15 +1748,13 @@ int store_entry_match(struct store *s, const struct entry_selector *facts, size_
         goto out;
     }
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        if (n_ids == cap) {
-            size_t ncap = cap ? cap * 2 : 8;
-            void *grown = realloc(ids, ncap * sizeof(*ids));
-            if (grown == NULL) {
-                rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+        {
+            void *g = grow_array(ids, &cap, n_ids, sizeof(*ids), 8, err);
+            if (g == NULL) {
+                rc = LY_ERR_NOMEM;
                 goto out;
             }
-            ids = grown;
-            cap = ncap;
+            ids = g;
         }
         if (copy_text(ids[n_ids], sizeof(ids[n_ids]), st, 0) < 0) {
             rc = ly_error_setx(err, LY_ERR_IO, 0, "database: malformed entry id");
@@ -2056,15 +2075,13 @@ int store_consent_list(struct store *s, const char *user, const char *client_id,
             int c = 1;
             int bad;
             if (i == 0) {
-                if (n == cap) {
-                    size_t ncap = cap ? cap * 2 : 16;
-                    struct consent **nv = realloc(v, ncap * sizeof(*nv));
-                    if (nv == NULL) {
-                        rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+                {
+                    void *g = grow_array(v, &cap, n, sizeof(*v), 16, err);
+                    if (g == NULL) {
+                        rc = LY_ERR_NOMEM;
                         goto err;
                     }
-                    v = nv;
-                    cap = ncap;
+                    v = g;
                 }
                 v[n] = consent_from_row(st);
                 if (v[n] == NULL) {
