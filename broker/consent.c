@@ -818,10 +818,16 @@ int consent_decide_from(const struct consent_index *idx, const char *user,
     out->missing_kind = op_kind;
     out->missing_name = name_or_uri;
     if (idx == NULL || client == NULL || op_kind == NULL || name_or_uri == NULL ||
-        name_or_uri[0] == '\0' || (user != NULL && user[0] == '\0')) {
+        (user != NULL && user[0] == '\0')) {
         return 0;
     }
-    if (strcmp(op_kind, "tools") == 0) {
+    if (strcmp(op_kind, CONSENT_OP_PLUMBING) == 0) {
+        kind = CONSENT_SCOPE_ALL; /* any scope: only the record's validity counts */
+        out->missing_kind = NULL;
+        out->missing_name = NULL;
+    } else if (name_or_uri[0] == '\0') {
+        return 0;
+    } else if (strcmp(op_kind, "tools") == 0) {
         kind = CONSENT_SCOPE_TOOLS;
     } else if (strcmp(op_kind, "resources") == 0) {
         kind = CONSENT_SCOPE_RESOURCES;
@@ -850,7 +856,7 @@ int consent_decide_from(const struct consent_index *idx, const char *user,
     for (i = g->first; i < g->first + g->count; i++) {
         const struct ci_rec *r = &idx->recs[i];
         int stage;
-        if (!covers(r, kind, nh, name_or_uri, nlen)) {
+        if (kind != CONSENT_SCOPE_ALL && !covers(r, kind, nh, name_or_uri, nlen)) {
             stage = 0;
         } else if (r->expires_at != 0 && r->expires_at <= now) {
             stage = 1;

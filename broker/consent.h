@@ -170,6 +170,14 @@ int consent_decide(const struct consent_index *idx, const char *user,
                    const struct spiffeid *client, const char *op_kind, const char *name_or_uri,
                    int64_t now, struct consent_decision *out);
 
+/*
+ * op_kind CONSENT_OP_PLUMBING asks whether the client is consented at all: allowed when one
+ * record for (user, client) is unexpired, inside its window and allows the source trust
+ * domain, whatever its scopes (name_or_uri is ignored; pass ""). The gateway uses it for
+ * protocol plumbing (initialize, ping, notifications, list methods, the event stream).
+ */
+#define CONSENT_OP_PLUMBING "plumbing"
+
 /* As consent_decide(), with the trust domain the request came from (NULL = the client's). */
 int consent_decide_from(const struct consent_index *idx, const char *user,
                         const struct spiffeid *client, const char *source_td,
