@@ -25,6 +25,8 @@
 struct audit_log {
     int fd;
     int broken; /* a write failed: the file may end in a torn record, append no more */
+    int deferred; /* 1: appends leave fdatasync to audit_sync() */
+    int dirty;    /* written since the last fdatasync */
     uint64_t next_seq;
     uint8_t last_hash[32];
 };
@@ -559,12 +561,32 @@ int audit_append(struct audit_log *log, const struct audit_event *ev, struct ly_
         return ly_error_setx(err, LY_ERR_IO, 0, "audit: short write (%zd bytes)", n);
     }
     ly_buf_free(&frame);
-    if (fdatasync(log->fd) != 0) {
+    if (log->deferred) {
+        log->dirty = 1;
+    } else if (fdatasync(log->fd) != 0) {
         log->broken = 1;
         return ly_error_set(err, LY_ERR_IO, 0, "audit: fdatasync");
     }
     memcpy(log->last_hash, h, sizeof(h));
     log->next_seq++;
+    return 0;
+}
+
+void audit_defer_sync(struct audit_log *log, int deferred)
+{
+    log->deferred = deferred;
+}
+
+int audit_sync(struct audit_log *log, struct ly_error *err)
+{
+    if (!log->dirty) {
+        return 0;
+    }
+    if (fdatasync(log->fd) != 0) {
+        log->broken = 1;
+        return ly_error_set(err, LY_ERR_IO, 0, "audit: fdatasync");
+    }
+    log->dirty = 0;
     return 0;
 }
 
@@ -574,6 +596,9 @@ void audit_close(struct audit_log *log)
         return;
     }
     if (log->fd >= 0) {
+        if (log->dirty) {
+            (void)fdatasync(log->fd); /* best effort at exit; audit_sync() reports errors */
+        }
         (void)close(log->fd);
         log->fd = -1;
     }

@@ -120,6 +120,16 @@ int audit_open(const char *path, struct audit_log **log, struct ly_error *err) L
 int audit_append(struct audit_log *log, const struct audit_event *ev,
                  struct ly_error *err) LY_MUST_USE;
 
+/*
+ * deferred=1: audit_append() still writes each record with one write(2) before it returns (a
+ * crash of the process loses nothing), but leaves fdatasync(2) to audit_sync(), which a
+ * writer on a latency-critical path calls on a timer (the gateway: every 100 ms). A machine
+ * crash can then lose the records of the last interval. Default 0: fdatasync per append.
+ */
+void audit_defer_sync(struct audit_log *log, int deferred);
+/* fdatasync(2) the records appended since the last sync (no-op when none). LY_ERR_IO. */
+int audit_sync(struct audit_log *log, struct ly_error *err) LY_MUST_USE;
+
 /* The seq the next append will get (1 for an empty log). */
 uint64_t audit_next_seq(const struct audit_log *log);
 

@@ -2133,3 +2133,22 @@ err:
     consent_list_free(v, n);
     return rc;
 }
+
+int store_data_version(struct store *s, int64_t *version, struct ly_error *err)
+{
+    static const char sql[] = "PRAGMA data_version";
+    sqlite3_stmt *st = NULL;
+    int cached = 0;
+    int rc = stmt_get(s, sql, &st, &cached, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        *version = sqlite3_column_int64(st, 0);
+    } else {
+        rc = db_error(s, err, "data_version");
+    }
+    stmt_put(st, cached);
+    return rc;
+}

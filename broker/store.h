@@ -212,4 +212,11 @@ int store_consent_revoke_pair(struct store *s, const char *user, const char *cli
 int store_consent_list(struct store *s, const char *user, const char *client_id,
                        struct consent ***out, size_t *n, struct ly_error *err) LY_MUST_USE;
 
+/*
+ * SQLite's data version of this connection (PRAGMA data_version): it changes whenever another
+ * connection (another process, e.g. `lanyard consent revoke`) commits. Cheap enough to call
+ * before every decision, which is how a revocation reaches the very next request.
+ */
+int store_data_version(struct store *s, int64_t *version, struct ly_error *err) LY_MUST_USE;
+
 #endif
