@@ -48,8 +48,8 @@ enum mcp_kind {
 
 /* What a message asks for, in consent terms. */
 enum mcp_op {
-    MCP_OP_PLUMBING = 1, /* initialize, ping, notifications/*, the list methods, logging/setLevel,
-                            tasks/*, responses: allowed for any consented client */
+    MCP_OP_PLUMBING = 1, /* initialize, ping, notifications/..., the list methods, logging/setLevel,
+                            tasks/..., responses: allowed for any consented client */
     MCP_OP_TOOL,         /* tools/call: target = params.name */
     MCP_OP_RESOURCE,     /* resources/read|subscribe|unsubscribe: target = params.uri */
     MCP_OP_PROMPT,       /* prompts/get: target = params.name */
