@@ -46,6 +46,13 @@ static int on_url(http_parser *p, const char *at, size_t len)
 static int on_field(http_parser *p, const char *at, size_t len)
 {
     struct gwhttp_msg *m = msg_of(p);
+    if (m->n == 0 && !m->url_ended) {
+        /* The URL is complete once the first header starts: end it with a NUL. */
+        if (arena_add(m, "", 1) < 0) {
+            return -1;
+        }
+        m->url_ended = 1;
+    }
     if (m->n == 0 || m->in_value) {
         if (m->n == GWHTTP_MAX_HEADERS) {
             (void)ly_error_setx(&m->err, LY_ERR_PARSE, GWHTTP_R_HEAD_TOO_BIG,
@@ -79,9 +86,12 @@ static int on_headers_complete(http_parser *p)
     struct gwhttp_msg *m = msg_of(p);
     int rc = 0;
 
-    /* NUL-terminate the URL for gwhttp_url(): it is the first thing in the arena. */
-    if (arena_add(m, "", 1) < 0) {
-        return -1;
+    /* A message without headers: the URL still needs its NUL for gwhttp_url(). */
+    if (!m->url_ended) {
+        if (arena_add(m, "", 1) < 0) {
+            return -1;
+        }
+        m->url_ended = 1;
     }
     m->headers_done = 1;
     m->keep_alive = http_should_keep_alive(p);
@@ -90,6 +100,12 @@ static int on_headers_complete(http_parser *p)
     m->length = m->has_length ? p->content_length : 0;
     m->method = p->method;
     m->status = (int)p->status_code;
+    if (p->http_major != 1) {
+        (void)ly_error_setx(&m->err, LY_ERR_PARSE, GWHTTP_R_SYNTAX,
+                            "HTTP/%u.%u is not supported (HTTP/1.x only)", p->http_major,
+                            p->http_minor);
+        return -1;
+    }
     if (p->upgrade || (p->type == HTTP_REQUEST && p->method == HTTP_CONNECT)) {
         (void)ly_error_setx(&m->err, LY_ERR_PARSE, GWHTTP_R_UPGRADE,
                             "protocol upgrades and CONNECT are not supported");
@@ -170,6 +186,7 @@ void gwhttp_next(struct gwhttp_msg *m)
     m->url = m->url_len = 0;
     m->n = 0;
     m->in_value = 0;
+    m->url_ended = 0;
     m->started = m->headers_done = m->done = 0;
     m->keep_alive = m->chunked = m->has_length = 0;
     m->length = 0;

@@ -46,6 +46,7 @@ struct gwhttp_msg {
     struct gwhttp_header h[GWHTTP_MAX_HEADERS];
     size_t n;
     int in_value;      /* the last header callback was a value */
+    int url_ended;     /* the URL's NUL is in the arena */
     int started;       /* bytes of this message have been seen */
     int headers_done;
     int done;          /* the whole message has been read */
