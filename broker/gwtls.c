@@ -9,6 +9,8 @@
 
 #include <wolfssl/options.h>
 #include <wolfssl/ssl.h>
+#include <wolfssl/wolfcrypt/ecc.h>
+#include <wolfssl/wolfcrypt/random.h>
 #include <wolfssl/wolfcrypt/sha256.h>
 
 #include <errno.h>
@@ -683,6 +685,34 @@ const char *gwtls_version(const struct gwtls_conn *c)
 const char *gwtls_cipher(const struct gwtls_conn *c)
 {
     return c->ssl != NULL ? wolfSSL_get_cipher_name(c->ssl) : "none";
+}
+
+void gwtls_thread_warmup(void)
+{
+    WC_RNG rng;
+    ecc_key k;
+    byte digest[32] = {0};
+    byte sig[ECC_MAX_SIG_SIZE];
+    word32 sl = sizeof(sig);
+    int ok = 0;
+
+    /* A throwaway key: it only makes wolfSSL build this thread's tables now. */
+    if (wc_InitRng(&rng) != 0) {
+        return;
+    }
+    if (wc_ecc_init(&k) == 0) {
+        if (wc_ecc_make_key_ex(&rng, 32, &k, ECC_SECP256R1) == 0 &&
+            wc_ecc_sign_hash(digest, sizeof(digest), sig, &sl, &rng, &k) == 0) {
+            (void)wc_ecc_verify_hash(sig, sl, digest, sizeof(digest), &ok, &k);
+        }
+        wc_ecc_free(&k);
+    }
+    (void)wc_FreeRng(&rng);
+}
+
+void gwtls_thread_done(void)
+{
+    wc_ecc_fp_free();
 }
 
 void gwtls_close(struct gwtls_conn *c)

@@ -117,6 +117,16 @@ const char *gwtls_peer_cert_hex(const struct gwtls_conn *c);
 const char *gwtls_version(const struct gwtls_conn *c);
 const char *gwtls_cipher(const struct gwtls_conn *c);
 
+/*
+ * Per-thread ECC state. wolfSSL keeps fixed-point tables per thread (FP_ECC); building them
+ * costs a new thread about 5 ms of CPU on its first handshakes. The gateway therefore runs
+ * connections on long-lived worker threads that call gwtls_thread_warmup() when they start
+ * (one throwaway P-256 sign and verify) and gwtls_thread_done() before they exit (frees the
+ * tables, which would otherwise leak with the thread).
+ */
+void gwtls_thread_warmup(void);
+void gwtls_thread_done(void);
+
 /* Send close_notify (TLS) and close the socket. NULL is a no-op. */
 void gwtls_close(struct gwtls_conn *c);
 
