@@ -73,6 +73,14 @@ tests/interop/node_modules/.stamp: tests/interop/package.json tests/interop/pack
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# The MCP conformance suite needs Node >= 22: tests/interop/node22 pins it together with the
+# npm package node@22, whose install script fetches a Node 22 binary from the npm registry.
+tests/interop/node22/node_modules/.stamp: tests/interop/node22/package.json tests/interop/node22/package-lock.json
+	cd tests/interop/node22 && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+test: tests/interop/node22/node_modules/.stamp
+
 # ---- build --------------------------------------------------------------------------------
 $(BUILD)/obj/%.o: %.c | $(BUILD)/.deps
 	@mkdir -p $(dir $@)
