@@ -1,8 +1,9 @@
 /*
  * jwtsvid: JWT-SVID minting (ES256 with a broker key) and validation (JWT-SVID.md §2-§4, checklist
- * §4). Validation starts at "reject" and accepts only after every step has passed; it never
- * trusts a header to locate a key (no jku/jwk/x5u/x5c), and never copies token or signature
- * bytes into an error message.
+ * §4), built on a compact-JWS core (parse, header profile, key by kid in one trust domain,
+ * signature) that lanyard's other tokens share through jwtsvid_jws_verify/_sign. Validation starts
+ * at "reject" and accepts only after every step has passed; it never trusts a header to locate a
+ * key (no jku/jwk/x5u/x5c), and never copies token or signature bytes into an error message.
  */
 #include "jwtsvid.h"
 
@@ -528,10 +529,10 @@ static int is_json_space(char c)
 
 /*
  * JWS Compact Serialization only (RFC 7515 §7.1; JWT-1): exactly three non-empty parts. Sets
- * *dot1 and *dot2 to the two separators.
+ * *dot1 and *dot2 to the two separators. `label` names the token in messages.
  */
-static int split_token(const char *token, size_t len, const char **dot1, const char **dot2,
-                       struct ly_error *err)
+static int split_token(const char *token, size_t len, const char *label, const char **dot1,
+                       const char **dot2, struct ly_error *err)
 {
     size_t parts = 1;
     size_t i = 0;
@@ -540,7 +541,7 @@ static int split_token(const char *token, size_t len, const char **dot1, const c
 
     if (len > JWTSVID_MAX_LEN) {
         return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_TOO_LONG,
-                             "JWT-SVID is %zu bytes; at most %u are accepted", len,
+                             "%s is %zu bytes; at most %u are accepted", label, len,
                              JWTSVID_MAX_LEN);
     }
     while (i < len && is_json_space(token[i])) {
@@ -548,8 +549,9 @@ static int split_token(const char *token, size_t len, const char **dot1, const c
     }
     if (i < len && token[i] == '{') {
         return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_JSON_SERIALIZATION,
-                             "JWS JSON serialization is not allowed for JWT-SVIDs; "
-                             "use the compact form");
+                             "JWS JSON serialization is not allowed for %ss; "
+                             "use the compact form",
+                             label);
     }
     for (i = 0; i < len; i++) {
         if (token[i] == '.') {
@@ -558,7 +560,7 @@ static int split_token(const char *token, size_t len, const char **dot1, const c
     }
     if (len == 0 || parts != 3) {
         return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_NOT_COMPACT,
-                             "JWT-SVID must have 3 dot-separated parts, got %zu",
+                             "%s must have 3 dot-separated parts, got %zu", label,
                              len == 0 ? (size_t)0 : parts);
     }
     d1 = memchr(token, '.', len);
@@ -572,12 +574,51 @@ static int split_token(const char *token, size_t len, const char **dot1, const c
     return 0;
 }
 
-/* The JOSE header: alg first (JWT-3), then typ, crit and kid. *kid is borrowed from hdr. */
-static int check_header(const json_t *hdr, const struct alg_info **ai, const char **kid,
-                        size_t *kid_len, struct ly_error *err)
+/* 1 when the typ header value v is one of the profile's, byte for byte. */
+static int typ_allowed(const struct jwtsvid_jws_profile *p, const json_t *v)
+{
+    size_t i;
+
+    if (!json_is_string(v)) {
+        return 0;
+    }
+    for (i = 0; i < p->n_typs; i++) {
+        if (strlen(p->typs[i]) == json_string_length(v) &&
+            memcmp(p->typs[i], json_string_value(v), json_string_length(v)) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The profile's typ values as "A or B" for a message. */
+static const char *typ_list(const struct jwtsvid_jws_profile *p, char *out, size_t outsz)
+{
+    size_t used = 0;
+    size_t i;
+
+    out[0] = '\0';
+    for (i = 0; i < p->n_typs; i++) {
+        int n = snprintf(out + used, outsz - used, "%s%s", i == 0 ? "" : " or ", p->typs[i]);
+        if (n < 0 || (size_t)n >= outsz - used) {
+            break; /* a cut list still names the first values */
+        }
+        used += (size_t)n;
+    }
+    return out;
+}
+
+/*
+ * The JOSE header: alg first (JWT-3), then typ (the profile's allow-list), crit and kid. *kid is
+ * borrowed from hdr.
+ */
+static int check_header(const json_t *hdr, const struct jwtsvid_jws_profile *p,
+                        const struct alg_info **ai, const char **kid, size_t *kid_len,
+                        struct ly_error *err)
 {
     const json_t *v = json_object_get(hdr, "alg");
     char e[ESC_OUT_SZ];
+    char typs[128];
 
     if (!json_is_string(v)) {
         return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_ALG,
@@ -587,19 +628,29 @@ static int check_header(const json_t *hdr, const struct alg_info **ai, const cha
     *ai = alg_lookup(json_string_value(v), json_string_length(v));
     if (*ai == NULL) {
         return ly_error_setx(err, LY_ERR_VERIFY, JWTSVID_R_ALG,
-                             "alg '%s' is not allowed for JWT-SVIDs (ES256/384/512, "
+                             "alg '%s' is not allowed for %ss (ES256/384/512, "
                              "RS256/384/512, PS256/384/512 only)",
-                             esc(json_string_value(v), json_string_length(v), e, sizeof(e)));
+                             esc(json_string_value(v), json_string_length(v), e, sizeof(e)),
+                             p->label);
     }
-    /* JWT-5: typ is optional, but when present only "JWT" or "JOSE" are allowed. */
+    /*
+     * JWT-5: for JWT-SVIDs typ is optional, but when present only "JWT" or "JOSE"; other
+     * profiles (RFC 9068 §4: at+jwt) require their own typ, so one kind of token can never be
+     * taken for another.
+     */
     v = json_object_get(hdr, "typ");
-    if (v != NULL && !(json_is_string(v) && (strcmp(json_string_value(v), "JWT") == 0 ||
-                                             strcmp(json_string_value(v), "JOSE") == 0))) {
+    if (v == NULL && !p->typ_optional) {
         return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_TYP,
-                             "JWT header typ '%s' is not allowed (JWT or JOSE only)",
+                             "JWT header has no typ (%s required)",
+                             typ_list(p, typs, sizeof(typs)));
+    }
+    if (v != NULL && !typ_allowed(p, v)) {
+        return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_TYP,
+                             "JWT header typ '%s' is not allowed (%s only)",
                              json_is_string(v)
                                  ? esc(json_string_value(v), json_string_length(v), e, sizeof(e))
-                                 : "(not a string)");
+                                 : "(not a string)",
+                             typ_list(p, typs, sizeof(typs)));
     }
     /* RFC 7515 §4.1.11: we understand no extension, so any crit must be refused. */
     if (json_object_get(hdr, "crit") != NULL) {
@@ -734,16 +785,12 @@ static int check_times(const json_t *pay, int64_t at, int64_t leeway, const char
     return 0;
 }
 
-/* JWT-11: the key comes only from the JWT bundle of the sub's own trust domain, by kid. */
-static int find_key(const struct bundle_set *bundles, const struct spiffeid *sub, const char *kid,
+/* The key comes only from the JWT bundle of one trust domain (JWT-11), by kid. */
+static int find_key(const struct bundle_set *bundles, const char *td, const char *kid,
                     const char *e_kid, const uint8_t **spki, size_t *spki_len, struct ly_error *err)
 {
     const struct bundle *b;
-    char td[SPIFFEID_TD_MAX_LEN + 1];
 
-    if (spiffeid_td_copy(sub, td, sizeof(td)) < 0) {
-        return ly_error_setx(err, LY_ERR_INTERNAL, JWTSVID_R_INTERNAL, "trust domain too long");
-    }
     /* A validated trust domain holds only [a-z0-9._-], so it is safe to print as is. */
     b = bundle_set_get(bundles, td);
     if (b == NULL || bundle_jwt_count(b) == 0) {
@@ -761,32 +808,121 @@ static int find_key(const struct bundle_set *bundles, const struct spiffeid *sub
     return 0;
 }
 
+/*
+ * A compact JWS on its way through verification. Nothing in it may leave this file before
+ * jws_verify_sig() has succeeded on it.
+ */
+struct jws {
+    struct ly_buf hdr_raw;
+    struct ly_buf pay_raw;
+    struct ly_buf sig_raw; /* secret: a signature is part of a bearer credential */
+    json_t *hdr;
+    json_t *pay;
+    const struct alg_info *ai;
+    const char *kid; /* borrowed from hdr */
+    size_t kid_len;
+    char e_kid[ESC_OUT_SZ];
+    size_t signed_len; /* bytes of "header.payload", the JWS signing input */
+};
+
+static void jws_init(struct jws *j)
+{
+    memset(j, 0, sizeof(*j));
+    ly_buf_init(&j->hdr_raw, 0);
+    ly_buf_init(&j->pay_raw, 0);
+    ly_buf_init_secret(&j->sig_raw, 0);
+}
+
+static void jws_release(struct jws *j)
+{
+    json_decref(j->hdr);
+    json_decref(j->pay);
+    ly_buf_free(&j->hdr_raw);
+    ly_buf_free(&j->pay_raw);
+    ly_buf_free(&j->sig_raw);
+    memset(j, 0, sizeof(*j));
+}
+
+/*
+ * Structure, then strict base64url of every part, before any JSON is read; then the header
+ * under the profile's rules and the payload as a JSON object. Verifies nothing yet.
+ */
+static int jws_parse(const char *token, size_t len, const struct jwtsvid_jws_profile *p,
+                     struct jws *j, struct ly_error *err)
+{
+    const char *dot1 = NULL;
+    const char *dot2 = NULL;
+    int rc;
+
+    rc = split_token(token, len, p->label, &dot1, &dot2, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = decode_part(token, (size_t)(dot1 - token), "header", 0, &j->hdr_raw, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = decode_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), "payload", 0, &j->pay_raw, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = decode_part(dot2 + 1, (size_t)(token + len - dot2 - 1), "signature", 1, &j->sig_raw,
+                     err);
+    if (rc < 0) {
+        return rc;
+    }
+    j->signed_len = (size_t)(dot2 - token);
+    rc = parse_object(&j->hdr_raw, "header", JWTSVID_R_HEADER_JSON, &j->hdr, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = check_header(j->hdr, p, &j->ai, &j->kid, &j->kid_len, err);
+    if (rc < 0) {
+        return rc;
+    }
+    esc(j->kid, j->kid_len, j->e_kid, sizeof(j->e_kid));
+    return parse_object(&j->pay_raw, "payload", JWTSVID_R_PAYLOAD_JSON, &j->pay, err);
+}
+
+/* Key (by kid, in trust domain td only) and signature over the ASCII "header.payload". */
+static int jws_verify_sig(const struct jws *j, const char *token, const struct bundle_set *bundles,
+                          const char *td, struct ly_error *err)
+{
+    const uint8_t *spki = NULL;
+    size_t spki_len = 0;
+    int rc;
+
+    rc = find_key(bundles, td, j->kid, j->e_kid, &spki, &spki_len, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (j->ai->family == FAM_EC) {
+        return verify_ec(j->ai, j->e_kid, spki, (word32)spki_len, (const uint8_t *)token,
+                         j->signed_len, &j->sig_raw, err);
+    }
+    return verify_rsa(j->ai, j->e_kid, spki, (word32)spki_len, (const uint8_t *)token,
+                      j->signed_len, &j->sig_raw, err);
+}
+
+/* JWT-SVID §3: typ "JWT" or "JOSE" when present (JWT-5); the key is found via sub (JWT-11). */
+static const char *const svid_typs[] = {"JWT", "JOSE"};
+static const struct jwtsvid_jws_profile svid_profile = {
+    "JWT-SVID", svid_typs, sizeof(svid_typs) / sizeof(svid_typs[0]), 1, "sub", 0,
+};
+
 int jwtsvid_validate(const char *token, size_t len, const char *audience,
                      const struct bundle_set *bundles, int64_t at, int64_t leeway,
                      struct jwtsvid_result *out, struct ly_error *err)
 {
-    struct ly_buf hdr_raw;
-    struct ly_buf pay_raw;
-    struct ly_buf sig_raw;
-    json_t *hdr = NULL;
-    json_t *pay = NULL;
-    const struct alg_info *ai = NULL;
-    const uint8_t *spki = NULL;
-    size_t spki_len = 0;
-    const char *dot1 = NULL;
-    const char *dot2 = NULL;
-    const char *kid = NULL;
-    size_t kid_len = 0;
+    struct jws j;
     struct jwtsvid_result r;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
     char e_sub[ESC_OUT_SZ];
-    char e_kid[ESC_OUT_SZ];
     int rc = LY_ERR_INTERNAL;
 
     ly_error_clear(err);
     memset(&r, 0, sizeof(r));
-    ly_buf_init(&hdr_raw, 0);
-    ly_buf_init(&pay_raw, 0);
-    ly_buf_init_secret(&sig_raw, 0);
+    jws_init(&j);
     if (out != NULL) {
         memset(out, 0, sizeof(*out));
     }
@@ -808,95 +944,169 @@ int jwtsvid_validate(const char *token, size_t len, const char *audience,
         goto err;
     }
 
-    /* Structure, then strict base64url of every part, before any JSON is read. */
-    rc = split_token(token, len, &dot1, &dot2, err);
+    rc = jws_parse(token, len, &svid_profile, &j, err);
     if (rc < 0) {
         goto err;
     }
-    rc = decode_part(token, (size_t)(dot1 - token), "header", 0, &hdr_raw, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = decode_part(dot1 + 1, (size_t)(dot2 - dot1 - 1), "payload", 0, &pay_raw, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = decode_part(dot2 + 1, (size_t)(token + len - dot2 - 1), "signature", 1, &sig_raw, err);
-    if (rc < 0) {
-        goto err;
-    }
-
-    rc = parse_object(&hdr_raw, "header", JWTSVID_R_HEADER_JSON, &hdr, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = check_header(hdr, &ai, &kid, &kid_len, err);
-    if (rc < 0) {
-        goto err;
-    }
-    esc(kid, kid_len, e_kid, sizeof(e_kid));
-
-    /* Claims (JWT-SVID §3). */
-    rc = parse_object(&pay_raw, "payload", JWTSVID_R_PAYLOAD_JSON, &pay, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = check_subject(pay, &r.sub, err);
+    /* Claims (JWT-SVID §3), judged before the key only to name the first problem precisely:
+     * nothing leaves this function unless the signature below verifies. */
+    rc = check_subject(j.pay, &r.sub, err);
     if (rc < 0) {
         goto err;
     }
     esc(r.sub.str, r.sub.len, e_sub, sizeof(e_sub));
-    rc = check_audience(pay, audience, e_sub, err);
+    rc = check_audience(j.pay, audience, e_sub, err);
     if (rc < 0) {
         goto err;
     }
-    rc = check_times(pay, at, leeway, e_sub, &r, err);
+    rc = check_times(j.pay, at, leeway, e_sub, &r, err);
     if (rc < 0) {
         goto err;
     }
-
-    /* Key and signature over the ASCII "header.payload" (RFC 7515 §5.2 step 8). */
-    rc = find_key(bundles, &r.sub, kid, e_kid, &spki, &spki_len, err);
-    if (rc < 0) {
+    if (spiffeid_td_copy(&r.sub, td, sizeof(td)) < 0) {
+        rc = ly_error_setx(err, LY_ERR_INTERNAL, JWTSVID_R_INTERNAL, "trust domain too long");
         goto err;
     }
-    if (ai->family == FAM_EC) {
-        rc = verify_ec(ai, e_kid, spki, (word32)spki_len, (const uint8_t *)token,
-                       (size_t)(dot2 - token), &sig_raw, err);
-    } else {
-        rc = verify_rsa(ai, e_kid, spki, (word32)spki_len, (const uint8_t *)token,
-                        (size_t)(dot2 - token), &sig_raw, err);
-    }
+    rc = jws_verify_sig(&j, token, bundles, td, err);
     if (rc < 0) {
         goto err;
     }
 
     /* Accepted: hand the claims out. */
-    r.alg = ai->alg;
+    r.alg = j.ai->alg;
     if (out != NULL) {
-        rc = read_audiences(json_object_get(pay, "aud"), &r, err);
+        rc = read_audiences(json_object_get(j.pay, "aud"), &r, err);
         if (rc < 0) {
             goto err;
         }
-        r.kid = strdup(kid);
+        r.kid = strdup(j.kid);
         if (r.kid == NULL) {
             rc = ly_error_setx(err, LY_ERR_NOMEM, JWTSVID_R_INTERNAL, "out of memory");
             goto err;
         }
-        r.claims_json = (char *)ly_buf_steal(&pay_raw, &r.claims_json_len);
+        r.claims_json = (char *)ly_buf_steal(&j.pay_raw, &r.claims_json_len);
         *out = r;
         memset(&r, 0, sizeof(r));
     }
     rc = 0;
 err:
     jwtsvid_result_free(&r);
-    json_decref(hdr);
-    json_decref(pay);
-    ly_buf_free(&hdr_raw);
-    ly_buf_free(&pay_raw);
-    ly_buf_free(&sig_raw);
+    jws_release(&j);
     return rc;
 }
+
+/* The profile's key claim: a SPIFFE ID of the required form, naming the key's trust domain. */
+static int check_key_claim(const json_t *pay, const struct jwtsvid_jws_profile *p,
+                           struct spiffeid *id, struct ly_error *err)
+{
+    const json_t *v = json_object_get(pay, p->key_claim);
+    struct ly_error tmp;
+    char e[ESC_OUT_SZ];
+
+    if (v == NULL) {
+        return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_KEY_CLAIM_MISSING, "%s has no %s claim",
+                             p->label, p->key_claim);
+    }
+    if (!json_is_string(v)) {
+        return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_KEY_CLAIM_INVALID,
+                             "%s %s is not a string", p->label, p->key_claim);
+    }
+    ly_error_clear(&tmp);
+    if (spiffeid_parse(json_string_value(v), json_string_length(v), id, &tmp) < 0) {
+        return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_KEY_CLAIM_INVALID,
+                             "%s %s is not a SPIFFE ID: %s", p->label, p->key_claim, tmp.msg);
+    }
+    esc(id->str, id->len, e, sizeof(e));
+    if (p->key_claim_is_td && !spiffeid_is_root(id)) {
+        return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_KEY_CLAIM_INVALID,
+                             "%s %s '%s' must be a trust domain's ID (spiffe://TD, no path)",
+                             p->label, p->key_claim, e);
+    }
+    if (!p->key_claim_is_td && spiffeid_is_root(id)) {
+        return ly_error_setx(err, LY_ERR_PARSE, JWTSVID_R_KEY_CLAIM_INVALID,
+                             "%s %s '%s' names a trust domain, not a workload", p->label,
+                             p->key_claim, e);
+    }
+    return 0;
+}
+
+int jwtsvid_jws_verify(const char *token, size_t len, const struct jwtsvid_jws_profile *profile,
+                       const struct bundle_set *bundles, struct jwtsvid_jws *out,
+                       struct ly_error *err)
+{
+    struct jws j;
+    struct jwtsvid_jws v;
+    int rc = LY_ERR_INTERNAL;
+
+    ly_error_clear(err);
+    memset(&v, 0, sizeof(v));
+    jws_init(&j);
+    if (out != NULL) {
+        memset(out, 0, sizeof(*out));
+    }
+    if (token == NULL || bundles == NULL || out == NULL) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, JWTSVID_R_USAGE,
+                           "missing token, bundle set or result");
+        goto err;
+    }
+    if (profile == NULL || profile->label == NULL || profile->typs == NULL ||
+        profile->n_typs == 0 || profile->key_claim == NULL || profile->key_claim[0] == '\0') {
+        rc = ly_error_setx(err, LY_ERR_USAGE, JWTSVID_R_USAGE,
+                           "a JWS profile needs a label, typ values and a key claim");
+        goto err;
+    }
+
+    rc = jws_parse(token, len, profile, &j, err);
+    if (rc < 0) {
+        goto err;
+    }
+    rc = check_key_claim(j.pay, profile, &v.key_id, err);
+    if (rc < 0) {
+        goto err;
+    }
+    if (spiffeid_td_copy(&v.key_id, v.trust_domain, sizeof(v.trust_domain)) < 0) {
+        rc = ly_error_setx(err, LY_ERR_INTERNAL, JWTSVID_R_INTERNAL, "trust domain too long");
+        goto err;
+    }
+    rc = jws_verify_sig(&j, token, bundles, v.trust_domain, err);
+    if (rc < 0) {
+        goto err;
+    }
+
+    /* Verified: only now do the claims leave this file. */
+    v.alg = j.ai->alg;
+    v.kid = strdup(j.kid);
+    if (v.kid == NULL) {
+        rc = ly_error_setx(err, LY_ERR_NOMEM, JWTSVID_R_INTERNAL, "out of memory");
+        goto err;
+    }
+    v.kid_len = j.kid_len;
+    v.claims = j.pay;
+    j.pay = NULL;
+    *out = v;
+    memset(&v, 0, sizeof(v));
+    rc = 0;
+err:
+    jwtsvid_jws_free(&v);
+    jws_release(&j);
+    return rc;
+}
+
+void jwtsvid_jws_free(struct jwtsvid_jws *v)
+{
+    if (v == NULL) {
+        return;
+    }
+    json_decref(v->claims);
+    free(v->kid);
+    memset(v, 0, sizeof(*v));
+}
+
+int jwtsvid_numeric_date(const json_t *v, int round_up, int64_t *out)
+{
+    return json_to_time(v, round_up, out);
+}
+
 
 /*
  * Append base64url(in) to a secret buffer without leaving unwiped copies behind: each chunk is
@@ -955,20 +1165,106 @@ static int append_json(const json_t *j, struct ly_buf *out, struct ly_error *err
     return rc;
 }
 
-int jwtsvid_mint(struct svid_key *key, const char *kid, const struct spiffeid *sub,
-                 const char *const *audiences, size_t n_audiences, int64_t now, int64_t ttl,
-                 struct ly_buf *out, struct ly_error *err)
+/* Largest typ jwtsvid_jws_sign() writes: media type names are short (RFC 6838 §4.2: 127). */
+#define TYP_MAX 64
+
+int jwtsvid_jws_sign(struct svid_key *key, const char *kid, const char *typ, const json_t *claims,
+                     struct ly_buf *out, struct ly_error *err)
 {
     json_t *hdr = NULL;
-    json_t *claims = NULL;
-    json_t *aud = NULL;
     struct ly_buf sig;
-    size_t i;
     int rc = LY_ERR_INTERNAL;
 
     ly_error_clear(err);
     ly_buf_init_secret(out, JWTSVID_MAX_LEN);
     ly_buf_init_secret(&sig, 0);
+
+    if (key == NULL || kid == NULL || typ == NULL || !json_is_object(claims)) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, JWTSVID_R_USAGE,
+                           "missing key, kid, typ or claims object");
+        goto err;
+    }
+    if (svid_key_get_type(key) != SVID_KEY_EC_P256) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, JWTSVID_R_KEY_UNSUPPORTED,
+                           "JWT signing needs an EC P-256 key (ES256); %s is not allowed (JWT-3)",
+                           svid_key_type_name(svid_key_get_type(key)));
+        goto err;
+    }
+    if (!printable(kid, BUNDLE_KID_MAX)) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, JWTSVID_R_USAGE,
+                           "kid must be 1..%d printable ASCII bytes", BUNDLE_KID_MAX);
+        goto err;
+    }
+    if (!printable(typ, TYP_MAX)) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, JWTSVID_R_USAGE,
+                           "typ must be 1..%d printable ASCII bytes", TYP_MAX);
+        goto err;
+    }
+
+    /* JWT-2: exactly alg, kid, typ; nothing that could tell a validator where to find keys. */
+    hdr = json_object();
+    if (hdr == NULL || json_object_set_new(hdr, "alg", json_string("ES256")) != 0 ||
+        json_object_set_new(hdr, "kid", json_string(kid)) != 0 ||
+        json_object_set_new(hdr, "typ", json_string(typ)) != 0) {
+        rc = ly_error_setx(err, LY_ERR_NOMEM, JWTSVID_R_INTERNAL, "out of memory");
+        goto err;
+    }
+    rc = append_json(hdr, out, err);
+    if (rc < 0) {
+        goto err;
+    }
+    rc = ly_buf_append(out, ".", 1, err);
+    if (rc < 0) {
+        goto err;
+    }
+    rc = append_json(claims, out, err);
+    if (rc < 0) {
+        goto err;
+    }
+    rc = svid_key_sign_jws(key, out->data, out->len, &sig, err);
+    if (rc < 0) {
+        goto err;
+    }
+    if (sig.len != 64) {
+        rc = ly_error_setx(err, LY_ERR_INTERNAL, JWTSVID_R_INTERNAL,
+                           "ES256 signature has %zu bytes, expected 64", sig.len);
+        goto err;
+    }
+    rc = ly_buf_append(out, ".", 1, err);
+    if (rc < 0) {
+        goto err;
+    }
+    rc = b64url_append(sig.data, sig.len, out, err);
+    if (rc < 0) {
+        goto err;
+    }
+    rc = 0;
+err:
+    if (sig.data != NULL) {
+        ly_wipe(sig.data, sig.cap);
+    }
+    ly_buf_free(&sig);
+    json_decref(hdr);
+    if (rc < 0) {
+        ly_buf_free(out);
+        if (err != NULL && err->reason == 0) {
+            err->reason = JWTSVID_R_INTERNAL;
+        }
+    }
+    return rc;
+}
+
+int jwtsvid_mint(struct svid_key *key, const char *kid, const struct spiffeid *sub,
+                 const char *const *audiences, size_t n_audiences, int64_t now, int64_t ttl,
+                 struct ly_buf *out, struct ly_error *err)
+{
+    json_t *claims = NULL;
+    json_t *aud = NULL;
+    size_t i;
+    int rc = LY_ERR_INTERNAL;
+
+    ly_error_clear(err);
+    ly_buf_init_secret(out, JWTSVID_MAX_LEN);
 
     if (key == NULL || kid == NULL || sub == NULL || audiences == NULL) {
         rc = ly_error_setx(err, LY_ERR_USAGE, JWTSVID_R_USAGE, "missing key, kid, sub or audience");
@@ -1003,16 +1299,8 @@ int jwtsvid_mint(struct svid_key *key, const char *kid, const struct spiffeid *s
         goto err;
     }
 
-    hdr = json_object();
     claims = json_object();
-    if (hdr == NULL || claims == NULL) {
-        rc = ly_error_setx(err, LY_ERR_NOMEM, JWTSVID_R_INTERNAL, "out of memory");
-        goto err;
-    }
-    /* JWT-2: exactly alg, kid, typ; nothing that could tell a validator where to find keys. */
-    if (json_object_set_new(hdr, "alg", json_string("ES256")) != 0 ||
-        json_object_set_new(hdr, "kid", json_string(kid)) != 0 ||
-        json_object_set_new(hdr, "typ", json_string("JWT")) != 0) {
+    if (claims == NULL) {
         rc = ly_error_setx(err, LY_ERR_NOMEM, JWTSVID_R_INTERNAL, "out of memory");
         goto err;
     }
@@ -1055,44 +1343,10 @@ int jwtsvid_mint(struct svid_key *key, const char *kid, const struct spiffeid *s
         rc = ly_error_setx(err, LY_ERR_NOMEM, JWTSVID_R_INTERNAL, "out of memory");
         goto err;
     }
-
-    rc = append_json(hdr, out, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = ly_buf_append(out, ".", 1, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = append_json(claims, out, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = svid_key_sign_jws(key, out->data, out->len, &sig, err);
-    if (rc < 0) {
-        goto err;
-    }
-    if (sig.len != 64) {
-        rc = ly_error_setx(err, LY_ERR_INTERNAL, JWTSVID_R_INTERNAL,
-                           "ES256 signature has %zu bytes, expected 64", sig.len);
-        goto err;
-    }
-    rc = ly_buf_append(out, ".", 1, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = b64url_append(sig.data, sig.len, out, err);
-    if (rc < 0) {
-        goto err;
-    }
-    rc = 0;
+    /* JWT-2 and JWT-5: the header is {"alg":"ES256","kid":kid,"typ":"JWT"}. */
+    rc = jwtsvid_jws_sign(key, kid, "JWT", claims, out, err);
 err:
-    if (sig.data != NULL) {
-        ly_wipe(sig.data, sig.cap);
-    }
-    ly_buf_free(&sig);
     json_decref(aud);
-    json_decref(hdr);
     json_decref(claims);
     if (rc < 0) {
         ly_buf_free(out);

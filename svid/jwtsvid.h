@@ -1,12 +1,15 @@
 /*
  * jwtsvid: minting and validating JWT-SVIDs (JWT-SVID.md; checklist §4, JWT-1..JWT-11). Minting
  * signs ES256 tokens with a broker key; validation checks structure, algorithm, claims and the
- * signature against the JWT bundle of the subject's own trust domain. There is deliberately no
- * way to read a token's claims without verifying it, and no token text ever reaches an error.
+ * signature against the JWT bundle of the subject's own trust domain. The same compact-JWS
+ * machinery verifies and signs lanyard's other trust-domain-signed tokens (jwtsvid_jws_*, used by
+ * broker/token). There is deliberately no way to read a token's claims without verifying it, and
+ * no token text ever reaches an error.
  */
 #ifndef JWTSVID_H
 #define JWTSVID_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -62,6 +65,9 @@ enum jwtsvid_reason {
     JWTSVID_R_SIG_MALFORMED,      /* signature has the wrong length for alg and key */
     JWTSVID_R_SIGNATURE,          /* signature does not verify */
     JWTSVID_R_INTERNAL,           /* a library call failed (LY_ERR_INTERNAL / LY_ERR_NOMEM) */
+    /* Only from jwtsvid_jws_verify(); jwtsvid_validate() reports JWTSVID_R_SUB_* instead. */
+    JWTSVID_R_KEY_CLAIM_MISSING,  /* the profile's key claim (e.g. iss) is absent */
+    JWTSVID_R_KEY_CLAIM_INVALID,  /* that claim is not a SPIFFE ID of the profile's form */
 };
 
 /* The JWS algorithms a JWT-SVID may use (JWT-3). */
@@ -138,5 +144,81 @@ int jwtsvid_validate(const char *token, size_t len, const char *audience,
 
 /* Release what a result owns and zero it. NULL is a no-op; so is a zeroed result. */
 void jwtsvid_result_free(struct jwtsvid_result *r);
+
+/* ---- the compact JWS machinery, for other lanyard tokens signed by trust domain keys ------- */
+
+/*
+ * The rules of one kind of compact JWS signed with a trust domain's JWT key: which typ header
+ * values it carries and which claim names the trust domain whose JWT authorities hold its key.
+ * JWT-SVIDs are one such profile (typ JWT/JOSE or none, key found via sub); broker/token's
+ * access tokens are another (typ at+jwt, key found via iss). Everything else is shared: compact
+ * serialization only, strict unpadded base64url, no duplicate JSON members, the JWT-SVID
+ * algorithm allow-list (JWT-3), no crit, a required kid, and the key found only by that kid in
+ * the bundle of that one trust domain (never through jku/jwk/x5u/x5c).
+ */
+struct jwtsvid_jws_profile {
+    const char *label;       /* what messages call the token ("token"); not NULL */
+    const char *const *typs; /* allowed typ values, compared byte for byte; n_typs >= 1 */
+    size_t n_typs;
+    int typ_optional;        /* 1: a header without typ is accepted too; 0: typ is required */
+    const char *key_claim;   /* claim holding the SPIFFE ID that names the key's trust domain */
+    int key_claim_is_td;     /* 1: that ID must be a trust domain's own ("spiffe://TD", no
+                                path); 0: it must name a workload (have a path) */
+};
+
+/*
+ * What jwtsvid_jws_verify() hands out: only ever for a token whose signature verified. Every
+ * pointer is owned by the struct and released by jwtsvid_jws_free().
+ */
+struct jwtsvid_jws {
+    json_t *claims;       /* the payload object (jansson), owned; borrow it until freed */
+    enum jwtsvid_alg alg; /* the algorithm that verified */
+    char *kid;            /* the key ID that verified, owned, NUL-terminated */
+    size_t kid_len;       /* strlen(kid) */
+    struct spiffeid key_id; /* the key claim's value, e.g. "spiffe://example.org" for iss */
+    char trust_domain[SPIFFEID_TD_MAX_LEN + 1]; /* key_id's trust domain, whose key verified */
+};
+
+/*
+ * Verify `len` bytes of compact JWS text (at most JWTSVID_MAX_LEN) under `profile`: structure,
+ * strict base64url of all three parts, the header (alg allow-list first, then typ against
+ * profile->typs, crit, kid), the payload as a JSON object, the profile's key claim as a SPIFFE
+ * ID of the required form, the key found by kid among the JWT authorities of that ID's trust
+ * domain in `bundles`, and the signature over "header.payload" (RFC 7515 §5.2). No claim other
+ * than the key claim is looked at: the caller checks them, from out->claims, afterwards.
+ * On success returns 0 and fills *out (free with jwtsvid_jws_free()). On failure *out is zeroed
+ * (safe to free) and the return is LY_ERR_PARSE, LY_ERR_VERIFY, LY_ERR_USAGE (NULL argument or
+ * incomplete profile), LY_ERR_NOMEM or LY_ERR_INTERNAL, with err->reason an enum jwtsvid_reason
+ * (JWTSVID_R_KEY_CLAIM_* for the key claim). Messages use profile->label and quote only the
+ * escaped, capped alg, typ, kid or key claim, never token or signature bytes. The claims of a
+ * token that fails any step are never returned. Thread-safe while `bundles` is not modified.
+ */
+int jwtsvid_jws_verify(const char *token, size_t len, const struct jwtsvid_jws_profile *profile,
+                       const struct bundle_set *bundles, struct jwtsvid_jws *out,
+                       struct ly_error *err) LY_MUST_USE;
+
+/* Release what a verified JWS owns and zero it. NULL is a no-op; so is a zeroed struct. */
+void jwtsvid_jws_free(struct jwtsvid_jws *v);
+
+/*
+ * Sign a compact JWS with a trust domain's P-256 JWT key: header exactly
+ * {"alg":"ES256","kid":kid,"typ":typ}, payload the compact serialization of `claims` (a JSON
+ * object, members in their insertion order), ES256 signature (raw R||S). `kid` and `typ` are
+ * non-empty printable ASCII (kid at most BUNDLE_KID_MAX bytes, typ at most 64). The caller is
+ * responsible for the claims; nothing in them is checked here. `out` is initialised here as a
+ * secret buffer holding the NUL-terminated token (at most JWTSVID_MAX_LEN bytes); free with
+ * ly_buf_free(). On failure `out` is empty and freed. Returns 0, LY_ERR_USAGE (reason
+ * JWTSVID_R_USAGE, or JWTSVID_R_KEY_UNSUPPORTED for a non-P-256 key), LY_ERR_NOMEM or
+ * LY_ERR_INTERNAL. Not thread-safe for one key (see key.h).
+ */
+int jwtsvid_jws_sign(struct svid_key *key, const char *kid, const char *typ, const json_t *claims,
+                     struct ly_buf *out, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * A claim value as a NumericDate (RFC 7519 §2) in seconds: an integer, or a real within
+ * +-9e15 rounded down (up when round_up, as for nbf). Returns 0, or -1 for anything else
+ * (string, boolean, NaN, out of range). Pure.
+ */
+int jwtsvid_numeric_date(const json_t *v, int round_up, int64_t *out) LY_MUST_USE;
 
 #endif
