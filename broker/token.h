@@ -35,7 +35,8 @@ struct bundle_set;
 /* Stable rejection reasons (ly_error.reason). */
 enum token_reason {
     TOKEN_R_USAGE = 1,     /* bad argument from the caller */
-    TOKEN_R_MALFORMED,     /* not a compact JWS, bad base64url, header or payload not JSON */
+    TOKEN_R_MALFORMED,     /* not a compact JWS, bad base64url, header or payload not JSON
+                              (also: a crit header, a jti that is not a string of 1..64 bytes) */
     TOKEN_R_TYP,           /* typ is not "at+jwt" (a JWT-SVID or other JWT) */
     TOKEN_R_ALG,           /* alg not allowed (none, HS*, EdDSA...) */
     TOKEN_R_KID,           /* kid missing or malformed */
@@ -119,5 +120,14 @@ int token_validate(const char *tok, size_t len, const struct bundle_set *jwt_bun
 
 /* A short stable name of a reason for logs and audit records ("token expired", ...). */
 const char *token_reason_name(int reason);
+
+/*
+ * The thumbprint a token is bound to (RFC 8705 §3.1 x5t#S256): SHA-256 of the certificate's DER
+ * bytes, hashed as given (nothing is parsed; callers pass a certificate they have parsed). For
+ * `lanyard token mint --bind-cert` and the gateway's connection certificate. Returns 0,
+ * LY_ERR_USAGE (missing input) or LY_ERR_INTERNAL.
+ */
+int token_cert_sha256(const uint8_t *der, size_t len, uint8_t out[32], struct ly_error *err)
+    LY_MUST_USE;
 
 #endif
