@@ -6,7 +6,11 @@
 #define _GNU_SOURCE
 #include "gwpolicy.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <sys/inotify.h>
+#include <unistd.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,6 +39,8 @@ struct gwpolicy {
     pthread_mutex_t mu;
     struct store *store;
     int64_t version;
+    char *path;
+    int ino_fd; /* inotify on the database and its WAL, or -1: then every snapshot asks SQLite */
     struct gwpolicy_snap *cur;
     uint64_t rebuilds;
 
@@ -83,6 +89,73 @@ static int rebuild(struct gwpolicy *p, struct ly_error *err)
     return 0;
 }
 
+/* Watch the database file and its WAL for writes by any process; mu held (or at open). */
+static void watch_store(struct gwpolicy *p)
+{
+    char wal[4096];
+    int n = snprintf(wal, sizeof(wal), "%s-wal", p->path);
+
+    if (p->ino_fd < 0) {
+        p->ino_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    }
+    if (p->ino_fd < 0) {
+        return;
+    }
+    if (n < 0 || (size_t)n >= sizeof(wal) ||
+        inotify_add_watch(p->ino_fd, p->path, IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF |
+                                                  IN_MOVE_SELF) < 0 ||
+        inotify_add_watch(p->ino_fd, wal, IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF |
+                                              IN_MOVE_SELF) < 0) {
+        (void)close(p->ino_fd);
+        p->ino_fd = -1;
+    }
+}
+
+/*
+ * 1 when the store may have changed since the last look (or we cannot tell), 0 when it
+ * certainly has not. A commit by any process writes the WAL with write(2), which queues an
+ * inotify event before that process's COMMIT returns; so a request that starts after a
+ * `lanyard consent revoke` finished always finds the event here and rechecks. Only the data
+ * version decides what changed; this merely spares asking SQLite when nothing was written.
+ */
+static int store_maybe_changed(struct gwpolicy *p)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    int changed = 0;
+    int rewatch = 0;
+
+    if (p->ino_fd < 0) {
+        return 1;
+    }
+    for (;;) {
+        ssize_t n = read(p->ino_fd, buf, sizeof(buf));
+        if (n < 0 && errno == EAGAIN) {
+            break;
+        }
+        if (n <= 0) {
+            changed = rewatch = 1;
+            break;
+        }
+        changed = 1;
+        for (ssize_t off = 0; off + (ssize_t)sizeof(struct inotify_event) <= n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(void *)(buf + off);
+            if (ev->mask & (IN_IGNORED | IN_Q_OVERFLOW | IN_DELETE_SELF | IN_MOVE_SELF)) {
+                rewatch = 1;
+            }
+            off += (ssize_t)sizeof(struct inotify_event) + (ssize_t)ev->len;
+        }
+    }
+    if (rewatch) {
+        /* A file was replaced or events were lost: start over (or fall back to asking). */
+        if (p->ino_fd >= 0) {
+            (void)close(p->ino_fd);
+            p->ino_fd = -1;
+        }
+        watch_store(p);
+    }
+    return changed;
+}
+
 int gwpolicy_open(const char *store_path, struct gwpolicy **out, struct ly_error *err)
 {
     struct gwpolicy *p;
@@ -99,12 +172,20 @@ int gwpolicy_open(const char *store_path, struct gwpolicy **out, struct ly_error
     if (p == NULL) {
         return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
     }
+    p->ino_fd = -1;
+    p->path = strdup(store_path);
+    if (p->path == NULL) {
+        free(p);
+        return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+    }
     if (pthread_mutex_init(&p->mu, NULL) != 0 || pthread_mutex_init(&p->smu, NULL) != 0) {
         free(p);
         return ly_error_setx(err, LY_ERR_INTERNAL, 0, "mutex init failed");
     }
     rc = store_open(store_path, &p->store, err);
     if (rc == 0) {
+        /* Watch before reading, so a write racing the first load is noticed. */
+        watch_store(p);
         rc = store_data_version(p->store, &p->version, err);
     }
     if (rc == 0) {
@@ -127,6 +208,10 @@ void gwpolicy_free(struct gwpolicy *p)
     snap_unref(p->cur);
     p->cur = NULL;
     store_close(p->store);
+    if (p->ino_fd >= 0) {
+        (void)close(p->ino_fd);
+    }
+    free(p->path);
     for (size_t i = 0; i < N_BUCKETS; i++) {
         struct sess *e = p->buckets[i];
         while (e != NULL) {
@@ -148,6 +233,9 @@ struct gwpolicy_snap *gwpolicy_snapshot(struct gwpolicy *p, struct ly_error *err
     int64_t v = 0;
 
     pthread_mutex_lock(&p->mu);
+    if (!store_maybe_changed(p)) {
+        goto take;
+    }
     if (store_data_version(p->store, &v, err) < 0) {
         goto out;
     }
@@ -158,6 +246,7 @@ struct gwpolicy_snap *gwpolicy_snapshot(struct gwpolicy *p, struct ly_error *err
         }
         p->version = v;
     }
+take:
     s = p->cur;
     atomic_fetch_add(&s->refs, 1);
 out:

@@ -35,7 +35,10 @@ int gwpolicy_open(const char *store_path, struct gwpolicy **out, struct ly_error
 void gwpolicy_free(struct gwpolicy *p);
 
 /*
- * The current consent index, refreshed first when the store changed. Release with
+ * The current consent index, refreshed first when the store changed: when inotify reports a
+ * write to the database or its WAL (by any process on this machine) the data version is read
+ * and, if it moved, the index rebuilt. Without inotify every snapshot reads the data version.
+ * Release with
  * gwpolicy_release(). NULL with LY_ERR_IO when the store cannot be read: callers then deny
  * (fail closed); the stale index is never used after a failed check.
  */
