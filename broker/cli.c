@@ -38,6 +38,7 @@
 #include "helper.h"
 #include "log.h"
 #include "store.h"
+#include "token.h"
 
 #define CLI_VERSION "0.1.0"
 #define CLI_MAX_REPEAT 32 /* --dns / --audience / --bundle repeat limit */
@@ -2084,6 +2085,432 @@ static int cmd_audit_verify(struct cli *c, int argc, char **argv)
     return write_stdout(NULL, 0);
 }
 
+/* ---- token ------------------------------------------------------------------------------- */
+
+/*
+ * The SHA-256 a token binds to (RFC 8705 §3.1) of the first certificate in a PEM or DER file,
+ * so a chain file names its leaf. The file is read as a secret: it may also hold the key.
+ */
+static int cert_file_sha256(struct cli *c, const char *flag, const char *path, uint8_t out[32])
+{
+    struct x509svid_chain *chain = NULL;
+    struct ly_buf file;
+    const uint8_t *der;
+    size_t len = 0;
+    int rc;
+
+    rc = ly_file_read(path, LY_FILE_MAX_DEFAULT, 1, &file, &c->err);
+    if (rc < 0) {
+        (void)ly_error_wrap(&c->err, "%s", flag);
+        return rc;
+    }
+    rc = x509svid_chain_parse(file.data, file.len, &chain, &c->err);
+    ly_buf_free(&file);
+    if (rc < 0) {
+        (void)ly_error_wrap(&c->err, "%s %s", flag, path);
+        return rc;
+    }
+    der = x509svid_chain_cert(chain, 0, &len);
+    if (der == NULL) {
+        rc = ly_error_setx(&c->err, LY_ERR_PARSE, 0, "%s %s holds no certificate", flag, path);
+    } else {
+        rc = token_cert_sha256(der, len, out, &c->err);
+    }
+    x509svid_chain_free(chain);
+    return rc;
+}
+
+/*
+ * The data directory's current JWT signing key and its kid: the newest JWT key recorded as
+ * active, whose key file must match the recorded public key. This is the key ca_open() loads
+ * for `jwt mint`, which ca.h does not hand out. td receives the trust domain.
+ */
+static int load_jwt_signer(struct cli *c, struct svid_key **key, char *kid, size_t kidsz, char *td,
+                           size_t tdsz)
+{
+    struct store *st = NULL;
+    struct store_jwt_key *jks = NULL;
+    size_t n_jks = 0;
+    struct ly_buf pem;
+    char path[4096];
+    size_t i;
+    int n;
+    int rc;
+
+    *key = NULL;
+    rc = open_entry_store(c, &st, td, tdsz);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = store_jwt_key_list(st, &jks, &n_jks, &c->err);
+    if (rc < 0) {
+        goto done;
+    }
+    for (i = 0; i < n_jks; i++) {
+        if (strcmp(jks[i].status, "active") == 0) {
+            break;
+        }
+    }
+    if (i == n_jks) {
+        rc = ly_error_setx(&c->err, LY_ERR_IO, 0, "no active JWT key recorded in %s",
+                           c->data_dir);
+        goto done;
+    }
+    n = snprintf(path, sizeof(path), "%s/%s", c->data_dir, jks[i].key_file);
+    if (n < 0 || (size_t)n >= sizeof(path)) {
+        rc = ly_error_setx(&c->err, LY_ERR_USAGE, 0, "data directory path too long");
+        goto done;
+    }
+    n = snprintf(kid, kidsz, "%s", jks[i].kid);
+    if (n < 0 || (size_t)n >= kidsz) {
+        rc = ly_error_setx(&c->err, LY_ERR_IO, 0, "database: JWT key id too long");
+        goto done;
+    }
+    rc = ly_file_read(path, 64 * 1024, 1, &pem, &c->err);
+    if (rc < 0) {
+        goto done;
+    }
+    rc = svid_key_parse(pem.data, pem.len, key, &c->err);
+    ly_buf_free(&pem);
+    if (rc < 0) {
+        (void)ly_error_wrap(&c->err, "JWT key file %s", path);
+        goto done;
+    }
+    if (!svid_key_matches_public(*key, jks[i].spki, jks[i].spki_len)) {
+        svid_key_free(*key);
+        *key = NULL;
+        rc = ly_error_setx(&c->err, LY_ERR_IO, 0, "JWT key file %s does not match its record",
+                           jks[i].key_file);
+        goto done;
+    }
+    rc = 0;
+done:
+    store_jwt_key_list_free(jks, n_jks);
+    store_close(st);
+    return rc;
+}
+
+/* A flag given twice is an error rather than a silent "last one wins". */
+static int token_flag_once(struct cli *c, const char **slot, const char *flag, const char *v)
+{
+    if (*slot != NULL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "give %s only once", flag);
+        return -1;
+    }
+    *slot = v;
+    return 0;
+}
+
+/* --client: a workload's SPIFFE ID (with a path), as the token names it. */
+static int parse_client_opt(struct cli *c, const char *v, struct spiffeid *id)
+{
+    if (parse_id_opt(c, "--client", v, id) < 0) {
+        return -1;
+    }
+    if (spiffeid_is_root(id)) {
+        ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                      "--client %s names the trust domain itself; a client's SPIFFE ID needs a "
+                      "path such as %s/mcp/client",
+                      id->str, id->str);
+        return -1;
+    }
+    return 0;
+}
+
+static int cmd_token_mint(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"user", required_argument, NULL, 'u'},
+        {"client", required_argument, NULL, 'c'},
+        {"audience", required_argument, NULL, 'a'},
+        {"bind-cert", required_argument, NULL, 'b'},
+        {"ttl", required_argument, NULL, 'T'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *user = NULL;
+    const char *client_arg = NULL;
+    const char *aud = NULL;
+    const char *cert_path = NULL;
+    int64_t ttl = TOKEN_TTL_DEFAULT;
+    struct spiffeid client;
+    struct svid_key *key = NULL;
+    struct ly_error uerr;
+    uint8_t cert_sha256[32];
+    char kid[BUNDLE_KID_MAX + 1];
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    struct ly_buf tok;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'u':
+            rc = token_flag_once(c, &user, "--user", optarg);
+            break;
+        case 'c':
+            rc = token_flag_once(c, &client_arg, "--client", optarg);
+            break;
+        case 'a':
+            rc = token_flag_once(c, &aud, "--audience", optarg);
+            break;
+        case 'b':
+            rc = token_flag_once(c, &cert_path, "--bind-cert", optarg);
+            break;
+        case 'T':
+            rc = parse_duration_opt(c, "--ttl", optarg, &ttl);
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            rc = 0;
+            break;
+        default:
+            return -2;
+        }
+        if (rc < 0) {
+            return fail(c, NULL);
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (user == NULL || client_arg == NULL || aud == NULL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "token mint needs --user, --client and --audience");
+        return fail(c, NULL);
+    }
+    ly_error_clear(&uerr);
+    if (user[0] == '\0') {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--user must not be empty: a token is a user's");
+        return fail(c, NULL);
+    }
+    if (consent_user_validate(user, &uerr) < 0) {
+        ly_error_setx(&c->err, uerr.code, uerr.reason, "--user: %s", uerr.msg);
+        return fail(c, NULL);
+    }
+    if (parse_client_opt(c, client_arg, &client) < 0) {
+        return fail(c, NULL);
+    }
+    if (aud[0] == '\0' || strlen(aud) > TOKEN_AUD_MAX) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--audience must be 1..%d bytes", TOKEN_AUD_MAX);
+        return fail(c, NULL);
+    }
+    if (ttl < TOKEN_TTL_MIN || ttl > TOKEN_TTL_MAX) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--ttl must be between %d s and %d s",
+                      TOKEN_TTL_MIN, TOKEN_TTL_MAX);
+        return fail(c, NULL);
+    }
+    if (cert_path != NULL && cert_file_sha256(c, "--bind-cert", cert_path, cert_sha256) < 0) {
+        return fail(c, NULL);
+    }
+    if (load_jwt_signer(c, &key, kid, sizeof(kid), td, sizeof(td)) < 0) {
+        return fail(c, "token mint");
+    }
+    rc = token_mint(key, kid, td, user, &client, aud, cert_path != NULL ? cert_sha256 : NULL,
+                    ly_time_now(), ttl, &tok, &c->err);
+    svid_key_free(key);
+    if (rc < 0) {
+        return fail(c, "token mint");
+    }
+    rc = write_stdout(tok.data, tok.len);
+    if (rc == 0) {
+        rc = write_stdout("\n", 1);
+    }
+    ly_buf_free(&tok);
+    return rc;
+}
+
+/*
+ * Take --client and --cert (also as --flag=VALUE) out of argv so that the remaining options
+ * go through parse_verify_opts() like `jwt verify`'s. The values of that parser's own options
+ * are passed through untouched, as is everything after "--". rest has room for argc + 1.
+ */
+static int take_token_verify_opts(struct cli *c, int argc, char **argv, const char **client,
+                                  const char **cert, char **rest, int *n_rest)
+{
+    static const char *const valued[] = {"--bundle", "--audience", "--at", "--data"};
+    int saw_audience = 0;
+    int n = 0;
+    int i;
+    size_t k;
+
+    *client = NULL;
+    *cert = NULL;
+    rest[n++] = argv[0];
+    for (i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char **slot = NULL;
+        const char *flag = NULL;
+        const char *val = NULL;
+
+        if (strcmp(a, "--") == 0) {
+            while (i < argc) {
+                rest[n++] = argv[i++];
+            }
+            break;
+        }
+        if (strcmp(a, "--client") == 0 || strncmp(a, "--client=", 9) == 0) {
+            slot = client;
+            flag = "--client";
+            val = a[8] == '=' ? a + 9 : NULL;
+        } else if (strcmp(a, "--cert") == 0 || strncmp(a, "--cert=", 7) == 0) {
+            slot = cert;
+            flag = "--cert";
+            val = a[6] == '=' ? a + 7 : NULL;
+        }
+        if (slot == NULL) {
+            saw_audience |= strcmp(a, "--audience") == 0 || strncmp(a, "--audience=", 11) == 0;
+            rest[n++] = argv[i];
+            for (k = 0; k < sizeof(valued) / sizeof(valued[0]); k++) {
+                if (strcmp(a, valued[k]) == 0 && i + 1 < argc) {
+                    rest[n++] = argv[++i];
+                    break;
+                }
+            }
+            continue;
+        }
+        if (val == NULL) {
+            if (i + 1 >= argc) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, 0, "%s needs a value", flag);
+                return -1;
+            }
+            val = argv[++i];
+        }
+        if (token_flag_once(c, slot, flag, val) < 0) {
+            return -1;
+        }
+    }
+    if (!saw_audience) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--audience is required: the audience of the server the token is for");
+        return -1;
+    }
+    rest[n] = NULL;
+    *n_rest = n;
+    return 0;
+}
+
+/* A refused token: exit 1 with the stable reason name, then what exactly was wrong. */
+static int token_rejected(struct cli *c)
+{
+    if (c->err.code != LY_ERR_VERIFY && c->err.code != LY_ERR_PARSE) {
+        return fail(c, NULL);
+    }
+    fprintf(stderr, "lanyard: rejected: %s: %s\n", token_reason_name(c->err.reason), c->err.msg);
+    return ly_error_exit_code(c->err.code);
+}
+
+static int cmd_token_verify(struct cli *c, int argc, char **argv)
+{
+    struct verify_opts v;
+    struct bundle_set *set = NULL;
+    struct token_claims *claims = NULL;
+    const char *client_arg = NULL;
+    const char *cert_path = NULL;
+    char **rest = NULL;
+    int n_rest = 0;
+    struct spiffeid client;
+    uint8_t cert_sha256[32];
+    char tbuf[48];
+    char hex[2 * 32 + 1];
+    struct ly_buf tok;
+    int rc;
+
+    ly_buf_init(&tok, 0);
+    rest = calloc((size_t)argc + 1, sizeof(*rest));
+    claims = calloc(1, sizeof(*claims));
+    if (rest == NULL || claims == NULL) {
+        ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+        rc = fail(c, NULL);
+        goto done;
+    }
+    if (take_token_verify_opts(c, argc, argv, &client_arg, &cert_path, rest, &n_rest) < 0) {
+        rc = fail(c, NULL);
+        goto done;
+    }
+    rc = parse_verify_opts(c, n_rest, rest, 1, &v);
+    if (rc != 0) {
+        goto done;
+    }
+    if (client_arg == NULL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--client is required: the SPIFFE ID of the client presenting the token");
+        rc = fail(c, NULL);
+        goto done;
+    }
+    if (v.audience[0] == '\0') {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--audience must not be empty");
+        rc = fail(c, NULL);
+        goto done;
+    }
+    if (parse_client_opt(c, client_arg, &client) < 0) {
+        rc = fail(c, NULL);
+        goto done;
+    }
+    if (cert_path != NULL && cert_file_sha256(c, "--cert", cert_path, cert_sha256) < 0) {
+        rc = fail(c, NULL);
+        goto done;
+    }
+    if (read_token_arg(c, rest[optind], &tok) < 0) {
+        rc = fail(c, NULL);
+        goto done;
+    }
+    if (load_bundle_set(c, v.specs, v.n_specs, v.at, &set) < 0) {
+        rc = fail(c, NULL);
+        goto done;
+    }
+    if (token_verify_signed((const char *)tok.data, tok.len, set, claims, &c->err) < 0) {
+        rc = token_rejected(c);
+        goto done;
+    }
+    if (cert_path != NULL) {
+        rc = token_check(claims, v.audience, &client, cert_sha256, v.at, TOKEN_LEEWAY_DEFAULT,
+                         &c->err);
+    } else {
+        /* Every other check first, on a copy without the binding; then refuse a bound token,
+         * whose certificate was not presented. */
+        struct token_claims *unbound = malloc(sizeof(*unbound));
+
+        if (unbound == NULL) {
+            ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+            rc = fail(c, NULL);
+            goto done;
+        }
+        *unbound = *claims;
+        unbound->has_cnf = 0;
+        memset(cert_sha256, 0, sizeof(cert_sha256));
+        rc = token_check(unbound, v.audience, &client, cert_sha256, v.at, TOKEN_LEEWAY_DEFAULT,
+                         &c->err);
+        free(unbound);
+        if (rc == 0 && claims->has_cnf) {
+            ly_hex_encode(claims->x5t_s256, sizeof(claims->x5t_s256), hex);
+            rc = ly_error_setx(&c->err, LY_ERR_VERIFY, TOKEN_R_WRONG_CERT,
+                               "token is bound to a certificate (sha256 %s) that was not "
+                               "presented; pass it with --cert FILE",
+                               hex);
+        }
+    }
+    if (rc < 0) {
+        rc = token_rejected(c);
+        goto done;
+    }
+    if (ly_time_format_rfc3339(claims->exp, tbuf, sizeof(tbuf), NULL) < 0) {
+        (void)snprintf(tbuf, sizeof(tbuf), "%lld", (long long)claims->exp);
+    }
+    printf("%s\nissuer: spiffe://%s\nclient: %s\nexpires: %s\n", claims->user, claims->issuer_td,
+           claims->client.str, tbuf);
+    if (claims->has_cnf) {
+        ly_hex_encode(claims->x5t_s256, sizeof(claims->x5t_s256), hex);
+        printf("bound-cert-sha256: %s\n", hex);
+    }
+    rc = write_stdout(NULL, 0);
+done:
+    ly_buf_free(&tok);
+    bundle_set_free(set);
+    free(claims);
+    free(rest);
+    return rc;
+}
+
 /* ---- dispatch ---------------------------------------------------------------------------- */
 
 static const struct cli_cmd commands[] = {
@@ -2140,6 +2567,24 @@ static const struct cli_cmd commands[] = {
      "  trust domain. TOKEN_OR_FILE is the token, a file holding it, or - for stdin.\n"
      "  Accepted: exit 0, first line the subject. Rejected: exit 1, reason on stderr.",
      cmd_jwt_verify},
+    {"token", "mint",
+     "token mint --user U --client SPIFFE_ID --audience AUD [--bind-cert FILE] [--ttl DURATION]",
+     "Issue a user access token (JWT, typ at+jwt, ES256) signed by this trust domain's JWT key:\n"
+     "  iss spiffe://TD, sub the user, aud the MCP server, azp and client_id the client's\n"
+     "  SPIFFE ID, a random jti. --bind-cert binds it to a certificate (PEM or DER; the first\n"
+     "  of a chain) through cnf.x5t#S256, the SHA-256 of its DER. Default TTL 15m (10s to 24h).\n"
+     "  Prints the token and nothing else.",
+     cmd_token_mint},
+    {"token", "verify",
+     "token verify --audience AUD --client SPIFFE_ID [--cert FILE] [--bundle TD=FILE]... "
+     "[--at RFC3339] TOKEN_OR_FILE",
+     "Validate a user access token as the gateway does: typ at+jwt, alg, the key by kid in the\n"
+     "  bundle of the issuer's trust domain, the signature, every claim's type, the audience,\n"
+     "  exp/nbf (30 s leeway), the client, and the certificate binding (a bound token needs\n"
+     "  --cert, the certificate the client presents). Without --bundle the local bundle.\n"
+     "  Accepted: exit 0, the user on the first line, then issuer, client and expiry.\n"
+     "  Rejected: exit 1 and the reason on stderr.",
+     cmd_token_verify},
     {"entry", "create",
      "entry create --id SPIFFE_ID --selector S [--selector S]... [--ttl DURATION] "
      "[--dns NAME]... [--hint TEXT]",
