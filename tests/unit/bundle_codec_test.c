@@ -145,7 +145,7 @@ static size_t make_spki(int kind, uint8_t *der, size_t cap)
 static char *b64(const uint8_t *d, size_t n)
 {
     struct ly_buf out;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t len;
 
     assert_int_equal(ly_b64_encode(d, n, 0, &out, 1 << 20, &err), 0);
@@ -169,7 +169,7 @@ static char *doc_with(json_t *entry)
 static json_t *x509_entry_for(const uint8_t *der, size_t len)
 {
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct ly_buf out;
     json_t *doc;
     json_t *e;
@@ -251,7 +251,7 @@ static void test_spiffebundle_vectors(void **state)
         json_t *go = json_object_get(c, "go_spiffe");
         const struct spec_outcome *o = NULL;
         struct bundle *b = NULL;
-        struct ly_error err;
+        struct ly_error err = {0};
         uint8_t *data;
         size_t len;
         int rc;
@@ -295,7 +295,7 @@ static void test_spiffebundle_vectors(void **state)
 static void test_spiffebundle_details(void **state)
 {
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     uint8_t *data;
     size_t len;
     const uint8_t *spki;
@@ -339,7 +339,7 @@ static void test_jwtbundle_vectors(void **state)
     json_array_foreach (cases, i, c) {
         const char *file = json_string_value(json_object_get(c, "file"));
         struct bundle *b = NULL;
-        struct ly_error err;
+        struct ly_error err = {0};
         uint8_t *data;
         size_t len;
         int rc;
@@ -389,7 +389,7 @@ static void test_x509bundle_vectors(void **state)
     json_array_foreach (cases, i, c) {
         const char *file = json_string_value(json_object_get(c, "file"));
         struct bundle *b = NULL;
-        struct ly_error err;
+        struct ly_error err = {0};
         uint8_t *data;
         size_t len;
         int rc;
@@ -422,7 +422,7 @@ static void test_pem_extra(void **state)
 {
     struct bundle *b = NULL;
     struct bundle *b2 = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct ly_buf pem;
     uint8_t *data;
     size_t len;
@@ -504,7 +504,7 @@ static void test_roundtrip(void **state)
     struct bundle *b = NULL;
     struct bundle *b2 = NULL;
     struct bundle *b3 = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct ly_buf out;
     struct ly_buf out2;
     json_t *doc;
@@ -613,7 +613,7 @@ static void test_roundtrip(void **state)
 static void test_jwk_spki(void **state)
 {
     static uint8_t spki[2048];
-    struct ly_error err;
+    struct ly_error err = {0};
     struct ly_buf out;
     json_t *jwk;
     int kind;
@@ -666,7 +666,7 @@ static void test_jwk_spki(void **state)
 static void expect_parse_error(const char *json, const char *needle)
 {
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     int rc = parse_str(json, &b, &err);
 
     if (rc != LY_ERR_PARSE) {
@@ -687,7 +687,7 @@ static void test_negatives(void **state)
     char *cert64;
     json_t *e;
     json_t *jwk;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t n;
     struct bundle *b = NULL;
     uint8_t *big;
@@ -831,7 +831,7 @@ static void test_ignored_entries(void **state)
     char buf[8192];
     char *cert64;
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t n;
 
     (void)state;

@@ -16,7 +16,7 @@
 static void test_new(void **state)
 {
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     assert_int_equal(bundle_new("example.org", &b, &err), 0);
@@ -44,7 +44,7 @@ static void test_x509_authorities(void **state)
     static const uint8_t a[] = {0x30, 0x03, 0x02, 0x01, 0x01};
     static const uint8_t a2[] = {0x30, 0x03, 0x02, 0x01, 0x02};
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     uint8_t der[4];
     size_t len;
     int i;
@@ -98,7 +98,7 @@ static void test_jwt_authorities(void **state)
     static const uint8_t k2[] = {4, 5, 6, 7};
     char longkid[BUNDLE_KID_MAX + 2];
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     const uint8_t *spki;
     size_t len;
     char kid[16];
@@ -149,7 +149,7 @@ static void test_sequence_hint_clone(void **state)
     static const uint8_t k[] = {7, 7};
     struct bundle *b = NULL;
     struct bundle *c = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     uint64_t seq;
     int64_t hint;
     const uint8_t *spki;
@@ -184,7 +184,7 @@ static void test_set(void **state)
     static const uint8_t a[] = {1};
     struct bundle_set *set = NULL;
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     const struct bundle *got;
 
     (void)state;

@@ -193,7 +193,7 @@ static void test_type_names(void **state)
 static struct entry *make_entry(const char *id, const char *const *sels, size_t n)
 {
     struct entry *e = entry_new();
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t i;
 
     ly_error_clear(&err);
@@ -266,7 +266,7 @@ static void test_entry_build_and_validate(void **state)
 {
     static const char *const sels[] = {"unix:path:/usr/bin/mcp", "unix:uid:1000"};
     struct entry *e = make_entry("spiffe://ex.test/mcp/server", sels, 2);
-    struct ly_error err;
+    struct ly_error err = {0};
     char hint[ENTRY_HINT_MAX + 2];
     size_t i;
     (void)state;
@@ -364,7 +364,7 @@ static void test_entry_build_and_validate(void **state)
 static void test_spiffe_id_rules(void **state)
 {
     struct entry *e = entry_new();
-    struct ly_error err;
+    struct ly_error err = {0};
     (void)state;
 
     ly_error_clear(&err);
@@ -401,7 +401,7 @@ static void test_selector_set_key(void **state)
     struct entry *ec = make_entry("spiffe://ex.test/a", c, 2);
     struct entry *ed = make_entry("spiffe://ex.test/a", d, 1);
     char ka[65], kb[65], kc[65], kd[65];
-    struct ly_error err;
+    struct ly_error err = {0};
     (void)state;
 
     ly_error_clear(&err);
@@ -437,7 +437,7 @@ static void test_json_and_text(void **state)
 {
     static const char *const sels[] = {"unix:uid:1000", "unix:path:/opt/a\"b\\c"};
     struct entry *e = make_entry("spiffe://ex.test/j", sels, 2);
-    struct ly_error err;
+    struct ly_error err = {0};
     struct ly_buf out;
     json_error_t jerr;
     json_t *v;

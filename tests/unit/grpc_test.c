@@ -70,7 +70,7 @@ static void test_server_args_and_listen(void **state)
     static const struct grpc_method bad[] = {{"no-slash", h_noop}};
     struct loop *loop;
     struct grpc_server *srv;
-    struct ly_error err;
+    struct ly_error err = {0};
     char dir[] = "/tmp/lanyard-grpc-test.XXXXXX";
     char path[256], longpath[200];
     struct stat st;
@@ -121,7 +121,7 @@ static void test_server_args_and_listen(void **state)
 static void test_client_no_server(void **state)
 {
     struct grpc_client *c = (struct grpc_client *)1;
-    struct ly_error err;
+    struct ly_error err = {0};
     (void)state;
 
     ly_error_clear(&err);

@@ -47,7 +47,7 @@ static struct auth A, B;
 
 static void auth_make(struct auth *a, const char *td)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     (void)snprintf(a->td, sizeof(a->td), "%s", td);
     assert_int_equal(svid_key_generate(SVID_KEY_EC_P256, &a->key, &err), 0);
     assert_int_equal(x509svid_ca_create(a->key, td, ly_time_now(), 86400, &a->cert, &err), 0);
@@ -64,7 +64,7 @@ static void auth_free(struct auth *a)
 /* An SVID for id minted by `by`. */
 static void svid_make(struct svid *s, struct auth *by, const char *id)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     struct svid_key *k = NULL;
     struct ly_buf spki;
     struct spiffeid sid;
@@ -91,7 +91,7 @@ static void svid_free(struct svid *s)
 /* Bundles holding the CAs of the given authorities. */
 static struct bundle_set *bundles_of(struct auth *a1, struct auth *a2)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     struct bundle_set *set = NULL;
     struct auth *as[2] = {a1, a2};
 
@@ -110,7 +110,7 @@ static struct bundle_set *bundles_of(struct auth *a1, struct auth *a2)
 
 static struct gwtls *config(enum gwtls_role role, struct svid *s, struct bundle_set *set)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     struct gwtls *t = NULL;
 
     assert_int_equal(gwtls_new(role, &t, &err), 0);
@@ -160,6 +160,7 @@ static void *srv_main(void *arg)
         }
         gwtls_close(c);
     }
+    gwtls_thread_done();
     return NULL;
 }
 
@@ -202,7 +203,7 @@ static void test_mutual_tls(void **state)
 {
     struct svid srv_svid, cli_svid;
     struct srv s;
-    struct ly_error err;
+    struct ly_error err = {0};
     (void)state;
 
     svid_make(&srv_svid, &A, "spiffe://a.test/gateway");
@@ -229,7 +230,7 @@ static void test_unknown_trust_domain(void **state)
 {
     struct svid srv_svid, cli_svid, forged;
     struct srv s;
-    struct ly_error err;
+    struct ly_error err = {0};
     (void)state;
 
     svid_make(&srv_svid, &A, "spiffe://a.test/gateway");
@@ -304,7 +305,7 @@ static void test_no_client_cert(void **state)
 static void test_rotation(void **state)
 {
     struct svid s1, s2, cli;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct spiffeid w;
     int sv[2];
     pthread_t th;
@@ -359,7 +360,7 @@ static void test_rotation(void **state)
 static void test_no_identity(void **state)
 {
     struct gwtls *st = config(GWTLS_SERVER, NULL, NULL);
-    struct ly_error err;
+    struct ly_error err = {0};
     struct gwtls_conn *c = NULL;
     int sv[2];
     (void)state;
@@ -388,5 +389,6 @@ int main(void)
     rc = cmocka_run_group_tests(tests, NULL, NULL);
     auth_free(&A);
     auth_free(&B);
+    gwtls_thread_done();
     return rc;
 }

@@ -37,7 +37,7 @@ static void test_endpoint_ok(void **state)
         {"/tmp/a:b.sock", "/tmp/a:b.sock"},
         {"./unix:x", "./unix:x"},
     };
-    struct ly_error err;
+    struct ly_error err = {0};
     char out[128];
     size_t i;
     (void)state;
@@ -68,7 +68,7 @@ static void test_endpoint_refused(void **state)
         {"unix:///tmp/x%20y.sock", "escapes"},
         {"", "empty"},
     };
-    struct ly_error err;
+    struct ly_error err = {0};
     char out[128];
     size_t i;
     (void)state;
@@ -89,7 +89,7 @@ static void test_endpoint_refused(void **state)
 
 static void test_argv_split(void **state)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     char **argv = NULL;
     size_t argc = 0;
     char line[HELPER_CMD_MAX + 2];
@@ -144,7 +144,7 @@ static void test_argv_split(void **state)
 
 static void test_audience_filename(void **state)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     char out[sizeof("jwt_svid_.token") + HELPER_AUD_FILE_MAX];
     char long_aud[HELPER_AUD_FILE_MAX + 2];
     (void)state;
@@ -183,7 +183,7 @@ static void test_audience_filename(void **state)
 static void test_signal_parse(void **state)
 {
     static const char *const bad[] = {"", "BOGUS", "SIG", "0", "65", "1x", "100", "-1", "SIGKILLX"};
-    struct ly_error err;
+    struct ly_error err = {0};
     int sig = 0;
     size_t i;
     (void)state;
@@ -206,7 +206,7 @@ static void test_signal_parse(void **state)
 static void test_pid_parse(void **state)
 {
     static const char *const bad[] = {"", "0", "-1", "12a", " 12", "99999999999", "\n"};
-    struct ly_error err;
+    struct ly_error err = {0};
     pid_t pid = 0;
     size_t i;
     (void)state;
@@ -228,7 +228,7 @@ static void test_pid_parse(void **state)
 static void test_run_bad_config(void **state)
 {
     struct helper_config cfg;
-    struct ly_error err;
+    struct ly_error err = {0};
     const char *aud[2] = {"a/b", "a:b"};
     (void)state;
 

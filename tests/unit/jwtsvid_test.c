@@ -56,7 +56,7 @@ static struct {
 
 static void add_jwt(struct bundle *b, const char *kid, const uint8_t *spki, size_t len)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     assert_int_equal(bundle_add_jwt_authority(b, kid, spki, len, &err), 0);
@@ -65,7 +65,7 @@ static void add_jwt(struct bundle *b, const char *kid, const uint8_t *spki, size
 static void add_svid_key(struct bundle *b, const char *kid, const struct svid_key *k)
 {
     struct ly_buf spki;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     assert_int_equal(svid_key_public_der(k, &spki, &err), 0);
@@ -93,7 +93,7 @@ static void add_rsa(struct bundle *b, const char *kid, RsaKey *k)
 
 static int group_setup(void **state)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     struct bundle *ex = NULL;
     struct bundle *other = NULL;
 
@@ -151,7 +151,7 @@ static int group_teardown(void **state)
 static void b64url(const void *in, size_t len, struct ly_buf *acc)
 {
     struct ly_buf enc;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     assert_int_equal(ly_b64_encode(in, len, 1, &enc, 65536, &err), 0);
@@ -215,7 +215,7 @@ static char *make_token_ex(const char *header, const char *payload, enum signer 
 {
     struct ly_buf t;
     struct ly_buf sb;
-    struct ly_error err;
+    struct ly_error err = {0};
     uint8_t sig[600];
     size_t siglen = 0;
 
@@ -276,7 +276,7 @@ static const char *payload_ok(void)
 static void expect_reject_at(const char *tok, size_t len, int64_t at, int code, int reason)
 {
     struct jwtsvid_result res;
-    struct ly_error err;
+    struct ly_error err = {0};
     const char *lastdot;
     int rc;
 
@@ -329,7 +329,7 @@ static void reject_header(const char *header, int code, int reason)
 
 static void expect_ok_at(const char *tok, int64_t at, struct jwtsvid_result *res)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     int rc;
 
     ly_error_clear(&err);
@@ -355,7 +355,7 @@ static char *token_part(const char *tok, int idx)
     const char *p = tok;
     const char *end;
     struct ly_buf out;
-    struct ly_error err;
+    struct ly_error err = {0};
     int i;
 
     for (i = 0; i < idx; i++) {
@@ -372,7 +372,7 @@ static char *read_vector(const char *rel)
     char path[512];
     const char *root = getenv("LANYARD_ROOT");
     struct ly_buf b;
-    struct ly_error err;
+    struct ly_error err = {0};
     char *s;
     size_t len;
 
@@ -395,7 +395,7 @@ static char *read_vector(const char *rel)
 static void mint(const char *const *auds, size_t n, struct ly_buf *tok)
 {
     struct spiffeid sub;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     assert_int_equal(spiffeid_parse(SUB, strlen(SUB), &sub, &err), 0);
@@ -449,7 +449,7 @@ static void test_roundtrip_several_audiences(void **state)
     const char *auds[] = {"spiffe://example.org/a", AUD, "https://mcp.example.org"};
     struct ly_buf tok;
     struct jwtsvid_result res;
-    struct ly_error err;
+    struct ly_error err = {0};
     char *pay;
     size_t i;
 
@@ -492,7 +492,7 @@ static void test_mint_refusals(void **state)
     struct spiffeid sub;
     struct spiffeid root;
     struct ly_buf tok;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     ly_error_clear(&err);
@@ -522,7 +522,7 @@ static void test_mint_refusals(void **state)
 static void test_validate_usage(void **state)
 {
     char *tok = make_token(HDR_EC, payload_ok(), S_EC256);
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     /* Checklist §9.12: an empty expected audience never disables the aud check. */
@@ -554,7 +554,7 @@ static void test_validate_usage(void **state)
 static void test_alg_none(void **state)
 {
     struct ly_buf t;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     reject_header("{\"alg\":\"none\",\"kid\":\"k-ec256\",\"typ\":\"JWT\"}", LY_ERR_VERIFY,
@@ -605,7 +605,7 @@ static void test_tampered_payload(void **state)
     const char *evil = "{\"sub\":\"spiffe://example.org/admin\",\"aud\":\"" AUD
                        "\",\"exp\":1800000600,\"iat\":1799999940}";
     struct ly_buf t;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     /* Re-encoded payload, original header and signature. */
@@ -641,7 +641,7 @@ static void test_signature_wrong_length(void **state)
     char *tok = make_token(HDR_EC, payload_ok(), S_EC256);
     char *sig = strrchr(tok, '.') + 1;
     struct ly_buf t;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     /* 63 bytes of signature: drop the last 4 base64url characters, re-add 3 bytes' worth. */
@@ -809,7 +809,7 @@ static void test_json_serialization(void **state)
     char *p1 = strchr(tok, '.');
     char *p2 = strchr(p1 + 1, '.');
     struct ly_buf j;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     *p1 = '\0';
@@ -835,7 +835,7 @@ static void test_part_count(void **state)
 {
     char *tok = make_token(HDR_EC, payload_ok(), S_EC256);
     struct ly_buf t;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     ly_error_clear(&err);
@@ -864,7 +864,7 @@ static void test_bad_base64(void **state)
     const char *bad = "+/*!~ \n";
     size_t i;
     struct ly_buf t;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     for (i = 0; bad[i] != '\0'; i++) {
@@ -1074,7 +1074,7 @@ static void test_messages_name_no_secret(void **state)
 {
     char *tok =
         make_token("{\"alg\":\"ES256\",\"kid\":\"k-'\\\\\\u0001zz\"}", payload_ok(), S_EC256);
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     ly_error_clear(&err);

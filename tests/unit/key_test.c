@@ -25,7 +25,7 @@ static void read_vector(const char *rel, struct ly_buf *out)
 {
     char path[512];
     const char *root = getenv("LANYARD_ROOT");
-    struct ly_error err;
+    struct ly_error err = {0};
 
     assert_true(snprintf(path, sizeof(path), "%s/tests/data/vectors/%s", root ? root : ".", rel) <
                 (int)sizeof(path));
@@ -39,7 +39,7 @@ static void roundtrip(enum svid_key_type type)
     struct svid_key *k2 = NULL;
     struct svid_key *k3 = NULL;
     struct ly_buf der, pem, pub, pub2, pub3;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     assert_int_equal(svid_key_generate(type, &k, &err), 0);
     assert_int_equal(svid_key_get_type(k), type);
@@ -93,7 +93,7 @@ static void test_roundtrip_ed25519(void **state)
 static void test_type_names(void **state)
 {
     enum svid_key_type t;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     assert_int_equal(svid_key_type_parse("ec-p256", &t, &err), 0);
@@ -110,7 +110,7 @@ static void test_vectors(void **state)
 {
     struct ly_buf b;
     struct svid_key *k = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     read_vector("x509svid/key-pkcs8-ecdsa.pem", &b);
@@ -158,7 +158,7 @@ static void test_truncated_der(void **state)
     struct svid_key *k = NULL;
     struct svid_key *k2 = NULL;
     struct ly_buf der;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t cut;
 
     (void)state;
@@ -196,7 +196,7 @@ static void test_sec1_pem_and_other_curve(void **state)
     word32 n = sizeof(der);
     int dlen, plen;
     struct svid_key *k = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     assert_int_equal(wc_InitRng(&rng), 0);
@@ -234,7 +234,7 @@ static void test_sign_verify(void **state)
     struct svid_key *k = NULL;
     struct svid_key *other = NULL;
     struct ly_buf sig, pub;
-    struct ly_error err;
+    struct ly_error err = {0};
     int ok = 0;
 
     (void)state;

@@ -149,7 +149,7 @@ static size_t run_id_cases(json_t *cases, int *bad)
     assert_true(json_is_array(cases));
     json_array_foreach (cases, i, c) {
         struct spiffeid id;
-        struct ly_error err;
+        struct ly_error err = {0};
         size_t len = case_bytes(c, buf, sizeof(buf));
         int valid = json_is_true(json_object_get(c, "valid"));
         int rc = spiffeid_parse(buf, len, &id, &err);
@@ -218,7 +218,7 @@ static void test_trust_domain_vectors(void **state)
     assert_int_equal(json_array_size(cases), 310);
     json_array_foreach (cases, i, c) {
         char td[SPIFFEID_TD_MAX_LEN + 1];
-        struct ly_error err;
+        struct ly_error err = {0};
         size_t len = case_bytes(c, buf, sizeof(buf));
         int rc = spiffeid_parse_trust_domain(buf, len, td, sizeof(td), &err);
 
@@ -257,7 +257,7 @@ static void test_path_vectors(void **state)
     assert_true(json_is_array(cases));
     assert_int_equal(json_array_size(cases), 12);
     json_array_foreach (cases, i, c) {
-        struct ly_error err;
+        struct ly_error err = {0};
         size_t len = case_bytes(c, buf, sizeof(buf));
         const char *kind = json_string_value(json_object_get(c, "kind"));
         int rc;
@@ -287,7 +287,7 @@ static void test_path_vectors(void **state)
 /* "" stands for the zero (unset) ID value, as in the vectors. */
 static void id_or_zero(const char *s, struct spiffeid *id)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
 
     memset(id, 0, sizeof(*id));
     if (s[0] != '\0') {
@@ -365,7 +365,7 @@ static void test_length_limits(void **state)
     static char buf[SPIFFEID_MAX_LEN + 16];
     struct spiffeid id;
     struct spiffeid id2;
-    struct ly_error err;
+    struct ly_error err = {0};
     char td[SPIFFEID_TD_MAX_LEN + 2];
     size_t n;
 
@@ -431,7 +431,7 @@ static void test_embedded_nul(void **state)
     static const char in3[] = "spif\0fe://example.org/w";
     char td[SPIFFEID_TD_MAX_LEN + 1];
     struct spiffeid id;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     assert_int_equal(spiffeid_parse(in1, sizeof(in1) - 1, &id, &err), LY_ERR_PARSE);
@@ -455,7 +455,7 @@ static void test_from_parts(void **state)
 {
     struct spiffeid id;
     struct spiffeid parsed;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     assert_int_equal(spiffeid_from_parts("example.org", "/ns/prod/sa/web", &id, &err), 0);
@@ -490,7 +490,7 @@ static void test_from_parts(void **state)
 static void test_td_copy_and_root(void **state)
 {
     struct spiffeid id;
-    struct ly_error err;
+    struct ly_error err = {0};
     char td[SPIFFEID_TD_MAX_LEN + 1];
     char small[4];
     size_t len;
@@ -517,7 +517,7 @@ static void test_case_and_suffix(void **state)
 {
     struct spiffeid a;
     struct spiffeid b;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     /* ID-15: paths are case-sensitive. */
@@ -552,7 +552,7 @@ static void test_messages_escaped(void **state)
     static const char in2[] = "spiffe://example.org/caf\xc3\xa9";
     char big[600];
     struct spiffeid id;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     assert_int_equal(spiffeid_parse(in, sizeof(in) - 1, &id, &err), LY_ERR_PARSE);

@@ -94,7 +94,7 @@ static void raw_exec(const char *path, const char *sql)
 static struct entry *mk(const char *id, const char *s1, const char *s2)
 {
     struct entry *e = entry_new();
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     assert_non_null(e);

@@ -62,7 +62,7 @@ static void mark(int reason)
 static void add_key(struct bundle *b, const char *kid, const struct svid_key *k)
 {
     struct ly_buf spki;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     assert_int_equal(svid_key_public_der(k, &spki, &err), 0);
@@ -72,7 +72,7 @@ static void add_key(struct bundle *b, const char *kid, const struct svid_key *k)
 
 static int group_setup(void **state)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     struct bundle *ex = NULL;
     struct bundle *partner = NULL;
     struct bundle *empty = NULL;
@@ -127,7 +127,7 @@ static int group_teardown(void **state)
 static void b64url(const void *in, size_t len, struct ly_buf *acc)
 {
     struct ly_buf enc;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     assert_int_equal(ly_b64_encode(in, len, 1, &enc, 65536, &err), 0);
@@ -140,7 +140,7 @@ static char *sign_with(const char *header, const char *payload, struct svid_key 
 {
     struct ly_buf t;
     struct ly_buf sig;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     ly_error_clear(&err);
     ly_buf_init(&t, 65536);
@@ -222,7 +222,7 @@ static void expect_signed_reject_len(const char *tok, size_t len, int code, int 
 {
     struct token_claims c;
     struct token_claims zero;
-    struct ly_error err;
+    struct ly_error err = {0};
     int rc;
 
     memset(&c, 0xa5, sizeof(c));
@@ -258,7 +258,7 @@ static void reject_free(char *tok, int code, int reason)
 
 static void verify_ok(const char *tok, struct token_claims *c)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     int rc;
 
     ly_error_clear(&err);
@@ -274,7 +274,7 @@ static void verify_ok(const char *tok, struct token_claims *c)
 static void check_at(const char *tok, int64_t now, int reason)
 {
     struct token_claims c;
-    struct ly_error err;
+    struct ly_error err = {0};
     int rc;
 
     verify_ok(tok, &c);
@@ -304,7 +304,7 @@ static char *token_part(const char *tok, int idx)
     const char *p = tok;
     const char *end;
     struct ly_buf out;
-    struct ly_error err;
+    struct ly_error err = {0};
     int i;
 
     for (i = 0; i < idx; i++) {
@@ -321,7 +321,7 @@ static char *token_part(const char *tok, int idx)
 static void test_mint_roundtrip_bound(void **state)
 {
     struct ly_buf tok;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct token_claims c;
     char *hdr;
     char *pay;
@@ -384,7 +384,7 @@ static void test_mint_roundtrip_unbound_and_fresh_jti(void **state)
 {
     struct ly_buf t1;
     struct ly_buf t2;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct token_claims c1;
     struct token_claims c2;
 
@@ -408,7 +408,7 @@ static void test_mint_refusals(void **state)
 {
     struct svid_key *ed = NULL;
     struct ly_buf tok;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct spiffeid root;
     char long_aud[TOKEN_AUD_MAX + 2];
     size_t i;
@@ -469,7 +469,7 @@ static void test_jwt_svid_is_not_a_token(void **state)
 {
     const char *auds[] = {AUD};
     struct ly_buf svid;
-    struct ly_error err;
+    struct ly_error err = {0};
     char *tok;
 
     (void)state;
@@ -495,7 +495,7 @@ static void test_jwt_svid_is_not_a_token(void **state)
 static void test_token_is_not_a_jwt_svid(void **state)
 {
     struct ly_buf tok;
-    struct ly_error err;
+    struct ly_error err = {0};
     json_t *c;
     char *forged;
 
@@ -621,7 +621,7 @@ static void test_signature(void **state)
     char *copy;
     char *p;
     struct ly_buf t;
-    struct ly_error err;
+    struct ly_error err = {0};
     char *pay;
     json_t *j;
 
@@ -670,7 +670,7 @@ static void test_malformed(void **state)
     char *copy;
     char *big;
     struct ly_buf t;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     expect_signed_reject("", LY_ERR_PARSE, TOKEN_R_MALFORMED);
@@ -919,7 +919,7 @@ static void test_wrong_client(void **state)
     char *tok = std_token();
     struct token_claims c;
     struct spiffeid same_path_other_td;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     verify_ok(tok, &c);
@@ -944,7 +944,7 @@ static void test_cnf(void **state)
     uint8_t h31[31];
     uint8_t h33[33];
     struct ly_buf b;
-    struct ly_error err;
+    struct ly_error err = {0};
     char s31[64];
     char s33[64];
     char padded[64];
@@ -1008,7 +1008,7 @@ static void test_usage(void **state)
 {
     char *tok = std_token();
     struct token_claims c;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     ly_error_clear(&err);
@@ -1041,7 +1041,7 @@ static void test_cert_sha256(void **state)
         0x15, 0xad,
     };
     uint8_t h[32];
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     ly_error_clear(&err);
@@ -1099,7 +1099,7 @@ static void test_validate_combined(void **state)
     char *tok = std_token();
     struct token_claims c;
     struct token_claims zero;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     (void)state;
     memset(&zero, 0, sizeof(zero));
@@ -1132,7 +1132,7 @@ static void test_validate_combined(void **state)
 static void test_messages_escape_peer_text(void **state)
 {
     struct token_claims c;
-    struct ly_error err;
+    struct ly_error err = {0};
     char *tok = token_with("sub", json_string("eve'\\"));
 
     (void)state;

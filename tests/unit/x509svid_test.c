@@ -41,7 +41,7 @@ struct auth {
 
 static void auth_make(struct auth *a, const char *td, enum svid_key_type kt, int64_t ttl)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
 
     assert_int_equal(svid_key_generate(kt, &a->key, &err), 0);
     assert_int_equal(x509svid_ca_create(a->key, td, now, ttl, &a->cert, &err), 0);
@@ -63,7 +63,7 @@ struct leafkey {
 
 static void leafkey_make(struct leafkey *l, enum svid_key_type kt)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
 
     assert_int_equal(svid_key_generate(kt, &l->key, &err), 0);
     assert_int_equal(svid_key_public_der(l->key, &l->spki, &err), 0);
@@ -116,7 +116,7 @@ static struct bundle_set *set_with(const char *td, const struct ly_buf *const *c
 {
     struct bundle_set *set = NULL;
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t i;
 
     assert_int_equal(bundle_set_new(&set, &err), 0);
@@ -131,7 +131,7 @@ static struct bundle_set *set_with(const char *td, const struct ly_buf *const *c
 static void set_add(struct bundle_set *set, const char *td, const struct ly_buf *cert)
 {
     struct bundle *b = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
 
     assert_int_equal(bundle_new(td, &b, &err), 0);
     if (cert != NULL) {
@@ -143,7 +143,7 @@ static void set_add(struct bundle_set *set, const char *td, const struct ly_buf 
 static struct x509svid_chain *chain_of(const struct ly_buf *const *certs, size_t n)
 {
     struct x509svid_chain *c = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t i;
 
     assert_int_equal(x509svid_chain_new(&c, &err), 0);
@@ -170,7 +170,7 @@ static struct ly_error last_err;
 static void expect_reject(const struct ly_buf *const *certs, size_t n,
                           const struct bundle_set *set, int64_t at, int reason)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
     struct spiffeid id;
 
     memset(&id, 0, sizeof(id));
@@ -186,7 +186,7 @@ static void expect_reject(const struct ly_buf *const *certs, size_t n,
 
 static void parse_id(const char *s, struct spiffeid *id)
 {
-    struct ly_error err;
+    struct ly_error err = {0};
 
     assert_int_equal(spiffeid_parse(s, strlen(s), id, &err), 0);
 }
@@ -203,7 +203,7 @@ static int setup(void **state)
 static void test_der_encoder(void **state)
 {
     struct ly_buf b;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t m;
     uint8_t big[300];
     static const uint8_t neg[] = {0x00, 0x00, 0x80};
@@ -247,7 +247,7 @@ static void check_ca_fields(const struct ly_buf *cert, const char *td, int64_t n
     DecodedCert dc;
     const DNS_entry *e;
     struct x509svid_info info;
-    struct ly_error err;
+    struct ly_error err = {0};
     char uri[300];
 
     wc_InitDecodedCert(&dc, cert->data, (word32)cert->len, NULL);
@@ -297,7 +297,7 @@ static void mint_roundtrip(enum svid_key_type ca_type, enum svid_key_type leaf_t
     struct leafkey l;
     struct spiffeid id, got;
     struct ly_buf cert;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct x509svid_info info;
     DecodedCert dc, cadc;
     const char *dns[] = {"api.domain1.test", "*.svc.domain1.test"};
@@ -422,7 +422,7 @@ static void test_mint_refusals(void **state)
     struct leafkey l;
     struct spiffeid id, root, other;
     struct ly_buf cert;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct x509svid_info info;
     const char *bad_dns[] = {"bad name"};
     struct svid_key *wrong = NULL;
@@ -508,7 +508,7 @@ static void test_verify_via_intermediate(void **state)
     struct x509svid_ca *ica = NULL;
     struct x509svid_tmpl t;
     struct spiffeid id, got;
-    struct ly_error err;
+    struct ly_error err = {0};
     const char *uri = "spiffe://" TD1 "/via/intermediate";
 
     (void)state;
@@ -588,7 +588,7 @@ static void test_verify_past_time_and_pathlen(void **state)
     struct ly_buf i1, i2, leaf;
     struct x509svid_tmpl t;
     struct spiffeid id, got;
-    struct ly_error err;
+    struct ly_error err = {0};
     struct bundle_set *set;
     int64_t t0 = now - 10 * 86400;
     int variant;
@@ -661,7 +661,7 @@ static void test_negative_matrix(void **state)
     struct leafkey l, ik;
     struct x509svid_tmpl t;
     struct ly_buf c;
-    struct ly_error err;
+    struct ly_error err = {0};
     const char *good[] = {"spiffe://" TD1 "/w"};
     const char *two[] = {"spiffe://" TD1 "/w", "spiffe://" TD1 "/w"};
     const char *https[] = {"https://" TD1 "/w"};
@@ -885,7 +885,7 @@ static void make_csr(struct svid_key *k, uint8_t *out, size_t outsz, int *len)
 static void test_csr(void **state)
 {
     struct auth a;
-    struct ly_error err;
+    struct ly_error err = {0};
     int kt;
 
     (void)state;
@@ -949,7 +949,7 @@ static void read_vector(const char *rel, struct ly_buf *out)
 {
     char path[512];
     const char *root = getenv("LANYARD_ROOT");
-    struct ly_error err;
+    struct ly_error err = {0};
 
     assert_true(snprintf(path, sizeof(path), "%s/tests/data/vectors/%s", root ? root : ".", rel) <
                 (int)sizeof(path));
@@ -960,7 +960,7 @@ static void test_chain_parse(void **state)
 {
     struct ly_buf b, der;
     struct x509svid_chain *c = NULL;
-    struct ly_error err;
+    struct ly_error err = {0};
     size_t i, len;
     const uint8_t *p;
 
@@ -1068,7 +1068,7 @@ static void test_upstream_vectors(void **state)
         struct x509svid_chain *c = NULL;
         struct svid_key *k = NULL;
         struct spiffeid id;
-        struct ly_error err;
+        struct ly_error err = {0};
         int cert_rc, key_rc, ok;
 
         assert_true(snprintf(rel, sizeof(rel), "x509svid/%s", v->certs) > 0);
