@@ -118,8 +118,9 @@ $(GEN)/workloadapi.pb-c.c $(GEN)/workloadapi.pb-c.h &: broker/proto/workloadapi.
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -Ibroker/proto -I/usr/include $<
 
-$(GEN)/google/protobuf/struct.pb-c.c $(GEN)/google/protobuf/struct.pb-c.h &: \
-  /usr/include/google/protobuf/struct.proto | $(BUILD)/.deps
+# struct.proto comes with libprotobuf-dev, which the deps step installs: it is an order-only
+# prerequisite so that a fresh machine does not fail before the packages are there.
+$(GEN)/google/protobuf/struct.pb-c.c $(GEN)/google/protobuf/struct.pb-c.h &: | $(BUILD)/.deps
 	@mkdir -p $(GEN)
 	protoc-c --c_out=$(GEN) -I/usr/include google/protobuf/struct.proto
 
