@@ -35,10 +35,11 @@
 #include "consent.h"
 #include "server.h"
 #include "entry.h"
+#include "gateway.h"
+#include "token.h"
 #include "helper.h"
 #include "log.h"
 #include "store.h"
-#include "token.h"
 
 #define CLI_VERSION "0.1.0"
 #define CLI_MAX_REPEAT 32 /* --dns / --audience / --bundle repeat limit */
@@ -1890,6 +1891,199 @@ static int cmd_helper(struct cli *c, int argc, char **argv)
 }
 
 
+static int audit_path(struct cli *c, char *path, size_t pathsz);
+
+/* ---- gateway ----------------------------------------------------------------------------- */
+
+static int gateway_usage(const char *msg)
+{
+    fprintf(stderr, "lanyard gateway: %s\n(see 'lanyard gateway --help')\n", msg);
+    return 2;
+}
+
+/* A non-negative decimal number of at most max; -1 otherwise. */
+static int parse_count(const char *v, unsigned long long max, unsigned long long *out)
+{
+    char *end = NULL;
+    unsigned long long n;
+
+    if (v == NULL || v[0] < '0' || v[0] > '9') {
+        return -1;
+    }
+    errno = 0;
+    n = strtoull(v, &end, 10);
+    if (errno != 0 || *end != '\0' || n > max) {
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int cmd_gateway(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"client", no_argument, NULL, 'C'},
+        {"listen", required_argument, NULL, 'L'},
+        {"upstream", required_argument, NULL, 'U'},
+        {"audience", required_argument, NULL, 'A'},
+        {"id", required_argument, NULL, 'i'},
+        {"server-id", required_argument, NULL, 'S'},
+        {"socket", required_argument, NULL, 's'},
+        {"audit", required_argument, NULL, 'a'},
+        {"token-file", required_argument, NULL, 't'},
+        {"allow-no-user", no_argument, NULL, 'N'},
+        {"token-leeway", required_argument, NULL, 'W'},
+        {"max-body", required_argument, NULL, 'B'},
+        {"max-conns", required_argument, NULL, 'M'},
+        {"idle-timeout", required_argument, NULL, 'I'},
+        {"ready-fd", required_argument, NULL, 'R'},
+        {"log-level", required_argument, NULL, 'l'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    struct gateway_config cfg;
+    const char *socket_arg = NULL;
+    char sock[4096];
+    char store[4096];
+    char audit[4096];
+    enum log_level level;
+    unsigned long long n;
+    int64_t t;
+    int o;
+    int rc;
+
+    memset(&cfg, 0, sizeof(cfg));
+    cfg.max_body = GATEWAY_MAX_BODY_DEFAULT;
+    cfg.max_conns = GATEWAY_MAX_CONNS_DEFAULT;
+    cfg.idle_timeout_ms = GATEWAY_IDLE_TIMEOUT_DEFAULT_MS;
+    cfg.token_leeway = TOKEN_LEEWAY_DEFAULT;
+    cfg.ready_fd = -1;
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 'C':
+            cfg.client_mode = 1;
+            break;
+        case 'L':
+            cfg.listen = optarg;
+            break;
+        case 'U':
+            cfg.upstream = optarg;
+            break;
+        case 'A':
+            cfg.audience = optarg;
+            break;
+        case 'i':
+            cfg.want_id = optarg;
+            break;
+        case 'S':
+            cfg.server_id = optarg;
+            break;
+        case 's':
+            socket_arg = optarg;
+            break;
+        case 'a':
+            cfg.audit_path = optarg;
+            break;
+        case 't':
+            cfg.token_file = optarg;
+            break;
+        case 'N':
+            cfg.allow_no_user = 1;
+            break;
+        case 'W':
+            if (parse_duration_opt(c, "--token-leeway", optarg, &t) < 0 && strcmp(optarg, "0")) {
+                return fail(c, NULL);
+            }
+            ly_error_clear(&c->err);
+            cfg.token_leeway = strcmp(optarg, "0") == 0 ? 0 : t;
+            break;
+        case 'B':
+            if (parse_count(optarg, 64ull * 1024 * 1024, &n) < 0 || n == 0) {
+                return gateway_usage("--max-body must be a number of bytes, 1 to 67108864");
+            }
+            cfg.max_body = (size_t)n;
+            break;
+        case 'M':
+            if (parse_count(optarg, 65536, &n) < 0 || n == 0) {
+                return gateway_usage("--max-conns must be 1..65536");
+            }
+            cfg.max_conns = (int)n;
+            break;
+        case 'I':
+            if (parse_duration_opt(c, "--idle-timeout", optarg, &t) < 0) {
+                return fail(c, NULL);
+            }
+            if (t < 1 || t > 86400) {
+                return gateway_usage("--idle-timeout must be 1s to 1d");
+            }
+            cfg.idle_timeout_ms = (int)t * 1000;
+            break;
+        case 'R':
+            if (parse_count(optarg, 65535, &n) < 0 || n < 3) {
+                return gateway_usage("--ready-fd must be an open descriptor >= 3");
+            }
+            cfg.ready_fd = (int)n;
+            break;
+        case 'l':
+            if (log_level_parse(optarg, &level) < 0) {
+                return gateway_usage("--log-level must be debug, info, warn or error");
+            }
+            log_set_level(level);
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc) {
+        return -2;
+    }
+    if (cfg.listen == NULL || cfg.upstream == NULL) {
+        return gateway_usage("--listen HOST:PORT and --upstream URL are required");
+    }
+    if (cfg.client_mode && cfg.server_id == NULL) {
+        return gateway_usage("--client needs --server-id SPIFFE_ID (who the server must be)");
+    }
+    if (!cfg.client_mode && cfg.audience == NULL) {
+        return gateway_usage("server mode needs --audience AUD (the aud its tokens carry)");
+    }
+    /* The Workload API: --socket, else SPIFFE_ENDPOINT_SOCKET, else the data directory's. */
+    if (socket_arg == NULL) {
+        socket_arg = getenv("SPIFFE_ENDPOINT_SOCKET");
+    }
+    if (socket_arg != NULL && socket_arg[0] != '\0') {
+        if (helper_endpoint_parse(socket_arg, sock, sizeof(sock), &c->err) < 0) {
+            return fail(c, "--socket");
+        }
+    } else if (snprintf(sock, sizeof(sock), "%s/workload.sock", c->data_dir) >=
+               (int)sizeof(sock)) {
+        return gateway_usage("data directory path too long");
+    }
+    cfg.socket_path = sock;
+    if (!cfg.client_mode) {
+        if (snprintf(store, sizeof(store), "%s/lanyard.db", c->data_dir) >= (int)sizeof(store)) {
+            return gateway_usage("data directory path too long");
+        }
+        cfg.store_path = store;
+        if (cfg.audit_path == NULL) {
+            if (audit_path(c, audit, sizeof(audit)) < 0) {
+                return fail(c, NULL);
+            }
+            cfg.audit_path = audit;
+        }
+    }
+    if (ly_secret_disable_core_dumps(&c->err) < 0) {
+        return fail(c, "gateway");
+    }
+    rc = gateway_run(&cfg, &c->err);
+    if (rc < 0) {
+        return fail(c, "gateway");
+    }
+    return 0;
+}
+
 /* ---- audit ------------------------------------------------------------------------------- */
 
 /* DATA/audit.log, or a usage error when the path does not fit. */
@@ -2225,10 +2419,12 @@ static int cmd_token_mint(struct cli *c, int argc, char **argv)
         {"audience", required_argument, NULL, 'a'},
         {"bind-cert", required_argument, NULL, 'b'},
         {"ttl", required_argument, NULL, 'T'},
+        {"at", required_argument, NULL, 't'},
         {"data", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     const char *user = NULL;
+    int64_t at = ly_time_now();
     const char *client_arg = NULL;
     const char *aud = NULL;
     const char *cert_path = NULL;
@@ -2259,6 +2455,9 @@ static int cmd_token_mint(struct cli *c, int argc, char **argv)
             break;
         case 'T':
             rc = parse_duration_opt(c, "--ttl", optarg, &ttl);
+            break;
+        case 't':
+            rc = parse_at_opt(c, optarg, &at);
             break;
         case 'd':
             c->data_dir = optarg;
@@ -2306,7 +2505,7 @@ static int cmd_token_mint(struct cli *c, int argc, char **argv)
         return fail(c, "token mint");
     }
     rc = token_mint(key, kid, td, user, &client, aud, cert_path != NULL ? cert_sha256 : NULL,
-                    ly_time_now(), ttl, &tok, &c->err);
+                    at, ttl, &tok, &c->err);
     svid_key_free(key);
     if (rc < 0) {
         return fail(c, "token mint");
@@ -2568,11 +2767,13 @@ static const struct cli_cmd commands[] = {
      "  Accepted: exit 0, first line the subject. Rejected: exit 1, reason on stderr.",
      cmd_jwt_verify},
     {"token", "mint",
-     "token mint --user U --client SPIFFE_ID --audience AUD [--bind-cert FILE] [--ttl DURATION]",
+     "token mint --user U --client SPIFFE_ID --audience AUD [--bind-cert FILE] [--ttl DURATION] "
+     "[--at RFC3339]",
      "Issue a user access token (JWT, typ at+jwt, ES256) signed by this trust domain's JWT key:\n"
      "  iss spiffe://TD, sub the user, aud the MCP server, azp and client_id the client's\n"
      "  SPIFFE ID, a random jti. --bind-cert binds it to a certificate (PEM or DER; the first\n"
      "  of a chain) through cnf.x5t#S256, the SHA-256 of its DER. Default TTL 15m (10s to 24h).\n"
+     "  --at sets the issuing time (iat/nbf; default now), e.g. to test expiry handling.\n"
      "  Prints the token and nothing else.",
      cmd_token_mint},
     {"token", "verify",
@@ -2635,6 +2836,23 @@ static const struct cli_cmd commands[] = {
      "  timeout 30s) and/or SIG is sent. Reconnects with backoff (0.5s to 10s) and keeps the\n"
      "  last good files. --once: write once and exit (1 when this process has no identity).",
      cmd_helper},
+    {"gateway", "run",
+     "gateway [run] [--client] --listen HOST:PORT --upstream URL [--audience AUD] [--id ID] "
+     "[--server-id ID] [--socket PATH] [--audit FILE] [--token-file FILE] [--allow-no-user] "
+     "[--token-leeway DURATION] [--max-body BYTES] [--max-conns N] [--idle-timeout DURATION] "
+     "[--log-level LEVEL]",
+     "Run the MCP gateway in the foreground. Server mode (default) terminates TLS 1.3 mutual\n"
+     "  TLS with this workload's SVID in front of an MCP server (--upstream http://HOST:PORT):\n"
+     "  every client must present a valid X509-SVID; every request needs a bearer token for\n"
+     "  --audience (lanyard token mint) and a consent record covering it (lanyard consent);\n"
+     "  every decision goes to the audit log (default DATA/audit.log). Allowed requests reach\n"
+     "  the upstream without the token, with X-Lanyard-Client-Id/-User/-Consent-Id headers.\n"
+     "  --client: listen on loopback for plain HTTP from an MCP client and forward it over\n"
+     "  mutual TLS (--upstream https://HOST:PORT) to a server whose SPIFFE ID is --server-id,\n"
+     "  adding the token of --token-file when a request has none. The SVID comes from the\n"
+     "  Workload API (--socket, $SPIFFE_ENDPOINT_SOCKET, else DATA/workload.sock); --id picks\n"
+     "  one when the workload holds several. SIGTERM/SIGINT stop it. JSON log on stderr.",
+     cmd_gateway},
 };
 
 #define N_COMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -2746,10 +2964,11 @@ int cli_main(int argc, char **argv)
         print_global_help(stdout);
         return write_stdout(NULL, 0);
     }
-    if ((strcmp(group, "server") == 0 || strcmp(group, "helper") == 0) &&
+    if ((strcmp(group, "server") == 0 || strcmp(group, "helper") == 0 ||
+         strcmp(group, "gateway") == 0) &&
         (i + 1 >= argc ||
          (strncmp(argv[i + 1], "-", 1) == 0 && !has_help_flag(argc - i, argv + i)))) {
-        /* Bare "lanyard server|helper [flags]" runs the group's "run" command. */
+        /* Bare "lanyard server|helper|gateway [flags]" runs the group's "run" command. */
         for (k = 0; k < N_COMMANDS; k++) {
             if (strcmp(commands[k].group, group) == 0 && strcmp(commands[k].verb, "run") == 0) {
                 int rc;
