@@ -39,6 +39,7 @@ struct ident {
     atomic_int refs;
     WOLFSSL_CTX *ctx;
     struct bundle_set *bundles;
+    struct x509svid_anchors *anchors; /* prepared from bundles, once per identity */
     char self[SPIFFEID_MAX_LEN + 1];
 };
 
@@ -78,6 +79,7 @@ static void ident_unref(struct ident *id)
         return;
     }
     wolfSSL_CTX_free(id->ctx);
+    x509svid_anchors_free(id->anchors);
     bundle_set_free(id->bundles);
     free(id);
 }
@@ -184,15 +186,15 @@ static int verify_chain(struct gwtls_conn *c, WOLFSSL_X509_STORE_CTX *st)
             goto out;
         }
     }
-    {
+    if (x509svid_verify_anchored(chain, c->id->anchors, ly_time_now(), &id, &c->verr) < 0) {
         /* For the log only: what the refused leaf claimed to be. */
         struct ly_error ignore;
         struct spiffeid claimed;
+
+        ly_error_clear(&ignore);
         if (x509svid_check_structure(chain, &claimed, &ignore) == 0) {
             (void)snprintf(c->claimed, sizeof(c->claimed), "%s", claimed.str);
         }
-    }
-    if (x509svid_verify(chain, c->id->bundles, ly_time_now(), &id, &c->verr) < 0) {
         c->verr.reason = GWTLS_R_PEER_REJECTED;
         goto out;
     }
@@ -384,6 +386,11 @@ int gwtls_set_identity(struct gwtls *t, const char *spiffe_id, const uint8_t *ch
     }
     atomic_init(&id->refs, 1);
     id->bundles = bundles;
+    rc = x509svid_anchors_new(bundles, &id->anchors, err);
+    if (rc < 0) {
+        ident_unref(id);
+        return rc;
+    }
     (void)snprintf(id->self, sizeof(id->self), "%s", spiffe_id);
     rc = build_ctx(t->role, chain_der, chain_len, key_der, key_len, &id->ctx, err);
     if (rc < 0) {

@@ -8,6 +8,7 @@
 #include "x509svid_internal.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1308,6 +1309,239 @@ int x509svid_verify(const struct x509svid_chain *chain, const struct bundle_set 
     }
     if (rc != 0) {
         return rc;
+    }
+    *id = leaf_id;
+    return 0;
+}
+
+/* ---- prepared anchors --------------------------------------------------------------------- */
+
+#define ANCHORS_SEEN_MAX 512 /* verified leaves remembered per anchors object */
+
+struct anchor_td {
+    const struct bundle *b;   /* borrowed from the set */
+    WOLFSSL_CERT_MANAGER *cm; /* every CA authority of b; NULL: no fast path for this domain */
+    int64_t from, until;      /* every CA authority of b is valid within [from, until] */
+    uint8_t signer_ok[BUNDLE_MAX_AUTHORITIES]; /* authority i passes check_signer() */
+};
+
+struct x509svid_anchors {
+    const struct bundle_set *set; /* borrowed */
+    struct anchor_td *tds;
+    size_t n;
+    pthread_mutex_t mu; /* guards the fields below */
+    uint8_t seen[ANCHORS_SEEN_MAX][WC_SHA256_DIGEST_SIZE];
+    size_t n_seen, next_seen;
+    uint64_t hits;
+};
+
+/*
+ * Load every CA authority of b into one certificate manager, as path_validate() would when all
+ * of them are valid at the verification time. Anything unusual (an unreadable validity, a CA
+ * wolfSSL will not load, no CA at all) leaves cm NULL: that domain always takes the slow path.
+ */
+static void anchor_td_prepare(struct anchor_td *t)
+{
+    size_t i, n = bundle_x509_count(t->b), loaded = 0;
+    DecodedCert dc;
+
+    t->from = INT64_MIN;
+    t->until = INT64_MAX;
+    t->cm = wolfSSL_CertManagerNew();
+    if (t->cm == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        size_t alen = 0;
+        const uint8_t *der = bundle_x509_authority(t->b, i, &alen);
+        int64_t nb = 0, na = 0;
+        int ca, readable;
+
+        if (der == NULL || alen == 0 || alen > X509SVID_MAX_CERT_DER) {
+            continue; /* path_validate skips these too */
+        }
+        ca = decode(&dc, der, alen, NO_VERIFY, NULL) == 0 && dc.isCA;
+        readable = ca && decoded_time(dc.beforeDate, dc.beforeDateLen, &nb) == 0 &&
+                   decoded_time(dc.afterDate, dc.afterDateLen, &na) == 0;
+        wc_FreeDecodedCert(&dc);
+        if (!ca) {
+            continue; /* never an anchor, in either path */
+        }
+        if (!readable || wolfSSL_CertManagerLoadCABuffer(t->cm, der, (long)alen,
+                                                         WOLFSSL_FILETYPE_ASN1) != WOLFSSL_SUCCESS) {
+            break;
+        }
+        if (i < BUNDLE_MAX_AUTHORITIES) {
+            struct ly_error ignore;
+
+            ly_error_clear(&ignore);
+            (void)decode(&dc, der, alen, NO_VERIFY, NULL);
+            t->signer_ok[i] = check_signer(&dc, 1, &ignore) == 0;
+            wc_FreeDecodedCert(&dc);
+        }
+        t->from = nb > t->from ? nb : t->from;
+        t->until = na < t->until ? na : t->until;
+        loaded++;
+    }
+    if (i < n || loaded == 0 || t->from > t->until) {
+        wolfSSL_CertManagerFree(t->cm);
+        t->cm = NULL;
+    }
+}
+
+int x509svid_anchors_new(const struct bundle_set *set, struct x509svid_anchors **out,
+                         struct ly_error *err)
+{
+    struct x509svid_anchors *a;
+    size_t i;
+
+    ly_error_clear(err);
+    *out = NULL;
+    if (set == NULL) {
+        return fail(err, LY_ERR_USAGE, X509SVID_R_NO_BUNDLE, "no bundle set to verify against");
+    }
+    a = calloc(1, sizeof(*a));
+    if (a == NULL) {
+        return fail(err, LY_ERR_NOMEM, 0, "out of memory");
+    }
+    a->set = set;
+    a->n = bundle_set_count(set);
+    a->tds = a->n > 0 ? calloc(a->n, sizeof(*a->tds)) : NULL;
+    if ((a->n > 0 && a->tds == NULL) || pthread_mutex_init(&a->mu, NULL) != 0) {
+        free(a->tds);
+        free(a);
+        return fail(err, LY_ERR_NOMEM, 0, "out of memory");
+    }
+    for (i = 0; i < a->n; i++) {
+        a->tds[i].b = bundle_set_at(set, i);
+        if (a->tds[i].b != NULL) {
+            anchor_td_prepare(&a->tds[i]);
+        }
+    }
+    *out = a;
+    return 0;
+}
+
+void x509svid_anchors_free(struct x509svid_anchors *a)
+{
+    size_t i;
+
+    if (a == NULL) {
+        return;
+    }
+    for (i = 0; i < a->n; i++) {
+        wolfSSL_CertManagerFree(a->tds[i].cm);
+    }
+    free(a->tds);
+    (void)pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+uint64_t x509svid_anchors_cache_hits(struct x509svid_anchors *a)
+{
+    uint64_t n;
+
+    pthread_mutex_lock(&a->mu);
+    n = a->hits;
+    pthread_mutex_unlock(&a->mu);
+    return n;
+}
+
+static int anchors_seen(struct x509svid_anchors *a, const uint8_t *digest)
+{
+    size_t i;
+    int found = 0;
+
+    pthread_mutex_lock(&a->mu);
+    for (i = 0; i < a->n_seen && !found; i++) {
+        found = memcmp(a->seen[i], digest, WC_SHA256_DIGEST_SIZE) == 0;
+    }
+    a->hits += (uint64_t)found;
+    pthread_mutex_unlock(&a->mu);
+    return found;
+}
+
+static void anchors_remember(struct x509svid_anchors *a, const uint8_t *digest)
+{
+    pthread_mutex_lock(&a->mu);
+    memcpy(a->seen[a->next_seen], digest, WC_SHA256_DIGEST_SIZE);
+    a->next_seen = (a->next_seen + 1) % ANCHORS_SEEN_MAX;
+    if (a->n_seen < ANCHORS_SEEN_MAX) {
+        a->n_seen++;
+    }
+    pthread_mutex_unlock(&a->mu);
+}
+
+/*
+ * 1 when certificate i (> 0) of the chain is, byte for byte, an authority of t that passes the
+ * signer rules: what a client sends when it appends its CA to its chain (OpenSSL does so by
+ * default). path_validate() would verify it against itself and add nothing, so the leaf alone
+ * decides.
+ */
+static int is_own_authority(const struct anchor_td *t, const struct x509svid_chain *chain,
+                            size_t i)
+{
+    size_t k, n = bundle_x509_count(t->b);
+
+    for (k = 0; k < n && k < BUNDLE_MAX_AUTHORITIES; k++) {
+        size_t alen = 0;
+        const uint8_t *der = bundle_x509_authority(t->b, k, &alen);
+
+        if (t->signer_ok[k] && der != NULL && alen == chain->certs[i].len &&
+            memcmp(der, chain->certs[i].der, alen) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int x509svid_verify_anchored(const struct x509svid_chain *chain, struct x509svid_anchors *a,
+                             int64_t at, struct spiffeid *id, struct ly_error *err)
+{
+    const struct anchor_td *t = NULL;
+    uint8_t digest[WC_SHA256_DIGEST_SIZE];
+    struct spiffeid leaf_id;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    DecodedCert dc;
+    size_t i;
+    int ok;
+
+    ly_error_clear(err);
+    if (a == NULL) {
+        return fail(err, LY_ERR_USAGE, X509SVID_R_NO_BUNDLE, "no bundle set to verify against");
+    }
+    if (chain == NULL || chain->n == 0) {
+        return x509svid_verify(chain, a->set, at, id, err);
+    }
+    /* The leaf rules and its validity, on one parse. */
+    ok = decode(&dc, chain->certs[0].der, chain->certs[0].len, NO_VERIFY, NULL) == 0 &&
+         check_leaf(&dc, &leaf_id, NULL) == 0 && check_time(&dc, "leaf", at, NULL) == 0 &&
+         spiffeid_td_copy(&leaf_id, td, sizeof(td)) == 0;
+    wc_FreeDecodedCert(&dc);
+    for (i = 0; ok && i < a->n && t == NULL; i++) {
+        if (a->tds[i].b != NULL && strcmp(bundle_trust_domain(a->tds[i].b), td) == 0) {
+            t = &a->tds[i];
+        }
+    }
+    /* BUNDLE-1 and RFC 5280 §6.1.3: the leaf's own domain, every anchor valid at `at`. */
+    if (t == NULL || t->cm == NULL || at < t->from || at > t->until) {
+        return x509svid_verify(chain, a->set, at, id, err);
+    }
+    for (i = 1; i < chain->n; i++) {
+        if (!is_own_authority(t, chain, i)) {
+            return x509svid_verify(chain, a->set, at, id, err); /* real intermediates */
+        }
+    }
+    if (wc_Sha256Hash(chain->certs[0].der, (word32)chain->certs[0].len, digest) != 0) {
+        return x509svid_verify(chain, a->set, at, id, err);
+    }
+    if (!anchors_seen(a, digest)) {
+        ok = decode(&dc, chain->certs[0].der, chain->certs[0].len, VERIFY_SKIP_DATE, t->cm) == 0;
+        wc_FreeDecodedCert(&dc);
+        if (!ok) {
+            return x509svid_verify(chain, a->set, at, id, err);
+        }
+        anchors_remember(a, digest);
     }
     *id = leaf_id;
     return 0;

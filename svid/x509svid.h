@@ -180,6 +180,38 @@ int x509svid_verify(const struct x509svid_chain *chain, const struct bundle_set 
                     struct spiffeid *id, struct ly_error *err) LY_MUST_USE;
 
 /*
+ * Prepared trust anchors, for a verifier that checks many chains against one bundle set (the
+ * gateway verifies a client chain on every handshake). Built once per bundle set: each trust
+ * domain's usable authorities (CAs, self-signatures checked once here) are loaded into one
+ * wolfSSL certificate manager, so a handshake does not rebuild and re-verify them. The set is
+ * borrowed and must outlive the anchors and stay unchanged. Caller frees with
+ * x509svid_anchors_free(). Thread-safe once built.
+ */
+struct x509svid_anchors;
+
+int x509svid_anchors_new(const struct bundle_set *set, struct x509svid_anchors **out,
+                         struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Exactly x509svid_verify(chain, set, at, id, err) for the anchors' set: same rules, same
+ * verdicts, same reasons and messages. Faster when the chain is one leaf (possibly followed by
+ * copies of its domain's own authorities) and every authority of its trust domain is valid at
+ * `at`: the prepared certificate manager checks the leaf's
+ * signature, and a leaf whose exact DER (by SHA-256) already verified against these anchors
+ * skips the signature check (every rule that depends on `at` or on the leaf's content is still
+ * checked). Anything else (intermediates, an authority outside its validity, any refusal)
+ * goes through x509svid_verify itself.
+ */
+int x509svid_verify_anchored(const struct x509svid_chain *chain, struct x509svid_anchors *a,
+                             int64_t at, struct spiffeid *id, struct ly_error *err) LY_MUST_USE;
+
+/* Leaves whose signature check was skipped because they had verified before (for tests). */
+uint64_t x509svid_anchors_cache_hits(struct x509svid_anchors *a);
+
+/* Free. NULL is a no-op. */
+void x509svid_anchors_free(struct x509svid_anchors *a);
+
+/*
  * The structural check only (what go-spiffe's x509svid.Parse does): the leaf's identity and
  * constraint rules and the signing-certificate rules on the later certificates, with no
  * signature, path or time check. Never enough to trust a peer; for tooling and diagnostics.

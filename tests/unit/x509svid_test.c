@@ -153,13 +153,37 @@ static struct x509svid_chain *chain_of(const struct ly_buf *const *certs, size_t
     return c;
 }
 
-/* Verify certs against set at `at`; return the ly_error (reason asserted by callers). */
+/*
+ * Verify certs against set at `at`; return the ly_error (reason asserted by callers). Every
+ * case is also run through prepared anchors, twice (the second run may skip the signature as
+ * a leaf seen before), and must give the very same verdict, reason, message and ID.
+ */
 static int verify_certs(const struct ly_buf *const *certs, size_t n, const struct bundle_set *set,
                         int64_t at, struct ly_error *err, struct spiffeid *id)
 {
     struct x509svid_chain *c = chain_of(certs, n);
+    struct x509svid_anchors *a = NULL;
+    struct ly_error aerr;
+    struct spiffeid aid;
     int rc = x509svid_verify(c, set, at, id, err);
+    int pass, arc;
 
+    if (set != NULL) {
+        ly_error_clear(&aerr);
+        assert_int_equal(x509svid_anchors_new(set, &a, &aerr), 0);
+        for (pass = 0; pass < 2; pass++) {
+            memset(&aid, 0, sizeof(aid));
+            ly_error_clear(&aerr);
+            arc = x509svid_verify_anchored(c, a, at, &aid, &aerr);
+            assert_int_equal(arc, rc);
+            assert_int_equal(aerr.reason, err->reason);
+            assert_string_equal(aerr.msg, err->msg);
+            if (rc == 0) {
+                assert_true(spiffeid_equal(&aid, id));
+            }
+        }
+        x509svid_anchors_free(a);
+    }
     x509svid_chain_free(c);
     return rc;
 }
@@ -653,6 +677,90 @@ static void test_verify_past_time_and_pathlen(void **state)
     svid_key_free(rk);
 }
 
+/* ---- prepared anchors ----------------------------------------------------------------------- */
+
+static void test_anchors(void **state)
+{
+    struct auth a, other;
+    struct leafkey l;
+    struct x509svid_tmpl t;
+    struct ly_buf leaf, forged;
+    struct ly_error err = {0}, serr = {0};
+    struct spiffeid got;
+    struct x509svid_anchors *an = NULL;
+    struct x509svid_chain *c1, *c2, *cf;
+    const char *good[] = {"spiffe://" TD1 "/cached"};
+
+    (void)state;
+    auth_make(&a, TD1, SVID_KEY_EC_P256, CA_TTL);
+    auth_make(&other, TD1, SVID_KEY_EC_P256, CA_TTL);
+    leafkey_make(&l, SVID_KEY_EC_P256);
+    leaf_tmpl(&t, &l, good, 1);
+    assert_int_equal(x509svid_build(&t, a.ca, NULL, &leaf, &err), 0);
+    /* Same subject and key, signed by an impostor CA of the same trust domain name. */
+    assert_int_equal(x509svid_build(&t, other.ca, NULL, &forged, &err), 0);
+    {
+        const struct ly_buf *anchors[] = {&a.cert};
+        const struct ly_buf *one[] = {&leaf};
+        const struct ly_buf *with_ca[] = {&leaf, &a.cert};
+        const struct ly_buf *fake[] = {&forged, &other.cert};
+        struct bundle_set *set = set_with(TD1, anchors, 1);
+
+        c1 = chain_of(one, 1);
+        c2 = chain_of(with_ca, 2);
+        cf = chain_of(fake, 2);
+        assert_int_equal(x509svid_anchors_new(set, &an, &err), 0);
+        assert_int_equal(x509svid_verify_anchored(c1, an, now, &got, &err), 0);
+        assert_string_equal(got.str, good[0]);
+        assert_int_equal(x509svid_anchors_cache_hits(an), 0);
+        /* The same leaf again, alone or followed by its own CA (as OpenSSL clients send it):
+         * its signature is not checked twice. */
+        assert_int_equal(x509svid_verify_anchored(c1, an, now, &got, &err), 0);
+        assert_int_equal(x509svid_verify_anchored(c2, an, now, &got, &err), 0);
+        assert_int_equal(x509svid_anchors_cache_hits(an), 2);
+        /* A cached leaf still expires: time is checked on every call, with the same message. */
+        assert_int_not_equal(x509svid_verify_anchored(c1, an, now + 7200, &got, &err), 0);
+        assert_int_equal(err.reason, X509SVID_R_EXPIRED);
+        assert_int_not_equal(x509svid_verify(c1, set, now + 7200, &got, &serr), 0);
+        assert_string_equal(err.msg, serr.msg);
+        /* A chain through an impostor CA: refused, never cached. */
+        ly_error_clear(&err);
+        assert_int_not_equal(x509svid_verify_anchored(cf, an, now, &got, &err), 0);
+        ly_error_clear(&serr);
+        assert_int_not_equal(x509svid_verify(cf, set, now, &got, &serr), 0);
+        assert_int_equal(err.reason, serr.reason);
+        assert_string_equal(err.msg, serr.msg);
+        ly_error_clear(&err);
+        assert_int_not_equal(x509svid_verify_anchored(cf, an, now, &got, &err), 0);
+        assert_int_equal(x509svid_anchors_cache_hits(an), 2);
+        /* Anchors of another set know nothing of what these verified. */
+        {
+            const struct ly_buf *oa[] = {&other.cert};
+            struct bundle_set *oset = set_with(TD1, oa, 1);
+            struct x509svid_anchors *on = NULL;
+
+            assert_int_equal(x509svid_anchors_new(oset, &on, &err), 0);
+            ly_error_clear(&err);
+            assert_int_not_equal(x509svid_verify_anchored(c1, on, now, &got, &err), 0);
+            assert_int_equal(err.reason, X509SVID_R_UNKNOWN_AUTHORITY);
+            assert_int_equal(x509svid_anchors_cache_hits(on), 0);
+            x509svid_anchors_free(on);
+            bundle_set_free(oset);
+        }
+        x509svid_anchors_free(an);
+        x509svid_anchors_free(NULL);
+        x509svid_chain_free(c1);
+        x509svid_chain_free(c2);
+        x509svid_chain_free(cf);
+        bundle_set_free(set);
+    }
+    ly_buf_free(&leaf);
+    ly_buf_free(&forged);
+    leafkey_free(&l);
+    auth_free(&a);
+    auth_free(&other);
+}
+
 /* ---- verification: the negative matrix -------------------------------------------------- */
 
 static void test_negative_matrix(void **state)
@@ -1129,6 +1237,7 @@ int main(void)
         cmocka_unit_test(test_mint_refusals),
         cmocka_unit_test(test_verify_via_intermediate),
         cmocka_unit_test(test_negative_matrix),
+        cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_verify_past_time_and_pathlen),
         cmocka_unit_test(test_csr),
         cmocka_unit_test(test_chain_parse),
