@@ -196,7 +196,8 @@ fuzz-replay: $(BUILD)/.deps $(FUZZ_BINS)
 	done
 
 # ---- demo and benchmarks -----------------------------------------------------------------
-demo: all
+# The demo runs the MCP reference server and the MCP SDK client from tests/interop (npm).
+demo: all tests/interop/node_modules/.stamp
 	@BUILD=$(BUILD) ./certs/demo.sh
 
 bench: all $(BENCH_BINS)

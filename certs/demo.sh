@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # lanyard demo: creates a throw-away trust domain under build/demo, issues identities for an MCP
-# server and an MCP client, verifies them the way a peer would, shows what gets refused, then runs
-# the broker daemon and lets the client fetch and rotate its identity over the Workload API.
+# server and an MCP client, verifies them the way a peer would, shows what gets refused, runs
+# the broker daemon and lets the client fetch and rotate its identity over the Workload API,
+# then puts the MCP gateway in front of the MCP reference server: one allowed call, one refused
+# for missing consent, one refused confused-deputy attempt, and the audit trail.
 # Everything it creates stays in build/demo; no key is committed anywhere.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -97,6 +99,73 @@ for _ in $(seq 240); do [ "$(wc -l < "$D/rotations.log")" -ge 3 ] && break; slee
 note "every SVID the helper received (serial, expiry):"
 sed 's/^/     /' "$D/rotations.log"
 kill "$HPID"; wait "$HPID" 2>/dev/null
+
+say "9. An MCP client calls an MCP server through lanyard"
+note "Upstream: the MCP reference server (@modelcontextprotocol/server-everything) on loopback."
+note "In front of it: 'lanyard gateway', mutual TLS with its own SVID. Beside each agent: a"
+note "client-mode gateway, so the unmodified MCP SDK client speaks plain HTTP on loopback."
+export LANYARD_ROOT="$root" T_TMP="$D"
+. "$root/tests/interop/mcp/everything.sh"
+mcp_everything_start "$D/everything.log" || { note "server-everything did not start: $(tail -3 "$D/everything.log")"; exit 1; }
+GW="spiffe://$TD/mcp/server/files"; BOT="spiffe://$TD/agent/research-bot"; OTHER="spiffe://$TD/agent/other-bot"
+AUD=mcp://files
+run "$L" entry create --id "$GW" --selector "unix:uid:$(id -u)" --dns localhost --ttl 10m
+run "$L" entry create --id "$OTHER" --selector "unix:uid:$(id -u)" --ttl 10m
+free_port() { node -e 's = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); })'; }
+GP=$(free_port); BP=$(free_port); OP=$(free_port)
+"$L" gateway --listen "127.0.0.1:$GP" --upstream "http://127.0.0.1:$MCP_EVERYTHING_PORT" --audience "$AUD" --id "$GW" \
+    --socket "$SOCK" 2>"$D/gateway.log" &
+GPID=$!
+trap 'kill "$SPID" "$GPID" "${BPID:-}" "${OPID:-}" "${DPID:-}" 2>/dev/null; mcp_everything_stop; wait 2>/dev/null' EXIT
+note "Alice consents: research-bot may call the echo tool for her. Nothing else, no other client."
+run "$L" consent grant --user alice --client "$BOT" --scope tools:echo
+"$L" token mint --user alice --client "$BOT" --audience "$AUD" --ttl 10m >"$D/alice-bot.token"
+"$L" token mint --user alice --client "$OTHER" --audience "$AUD" --ttl 10m >"$D/alice-other.token"
+note "Alice's tokens for both agents (audience $AUD) are in $D/*.token (never printed, never logged)."
+"$L" gateway --client --listen "127.0.0.1:$BP" --upstream "https://127.0.0.1:$GP" --server-id "$GW" \
+    --id "$BOT" --token-file "$D/alice-bot.token" --socket "$SOCK" 2>"$D/gateway-bot.log" &
+BPID=$!
+"$L" gateway --client --listen "127.0.0.1:$OP" --upstream "https://127.0.0.1:$GP" --server-id "$GW" \
+    --id "$OTHER" --token-file "$D/alice-other.token" --socket "$SOCK" 2>"$D/gateway-other.log" &
+OPID=$!
+for f in gateway gateway-bot gateway-other; do
+    for _ in $(seq 100); do grep -q '"gateway.listening"' "$D/$f.log" 2>/dev/null && break; sleep 0.1; done
+    grep -q '"gateway.listening"' "$D/$f.log" || { note "$f did not start: $(tail -3 "$D/$f.log")"; exit 1; }
+done
+mcp() { # LABEL PORT OPS...: the MCP SDK client; one line per operation
+    local label=$1 port=$2; shift 2
+    printf '   %s (MCP SDK client) -> http://127.0.0.1:%s/mcp\n' "$label" "$port"
+    node "$root/tests/interop/mcp/client.mjs" --url "http://127.0.0.1:$port/mcp" "$@" 2>/dev/null |
+        node -e 'let s = ""; process.stdin.on("data", (d) => s += d).on("end", () => {
+            for (const l of s.split("\n").filter(Boolean).map(JSON.parse)) {
+                let what;
+                if (l.op === "transport-errors") continue;
+                if (!l.ok) what = `REFUSED: HTTP ${l.status ?? "?"}, JSON-RPC ${l.code ?? "?"}: ${l.rpc_message ?? l.message}`;
+                else if (l.op === "list-tools") what = "tools " + l.result.tools.map((t) => t.name).join(", ");
+                else if (l.op === "call") what = JSON.stringify(l.result.content[0].text);
+                else if (l.op === "connect") what = `session opened with ${l.result.server.name}`;
+                else what = JSON.stringify(l.result).slice(0, 100);
+                console.log(`     ${l.op}: ${what}`);
+            } })' || true
+}
+note "research-bot lists the tools (filtered to what it may call), calls echo, then tries get-env:"
+mcp research-bot "$BP" list-tools call echo '{"message":"hello from research-bot"}' call get-env '{}'
+note "other-bot holds a valid token of Alice too, but Alice never consented to other-bot:"
+mcp other-bot "$OP" call echo '{"message":"let me in"}'
+note "The confused deputy: other-bot replays the token Alice gave research-bot:"
+DP=$(free_port)
+"$L" gateway --client --listen "127.0.0.1:$DP" --upstream "https://127.0.0.1:$GP" --server-id "$GW" \
+    --id "$OTHER" --token-file "$D/alice-bot.token" --socket "$SOCK" 2>"$D/gateway-deputy.log" &
+DPID=$!
+for _ in $(seq 100); do grep -q '"gateway.listening"' "$D/gateway-deputy.log" 2>/dev/null && break; sleep 0.1; done
+mcp other-bot "$DP" call echo '{"message":"with research-bot token"}'
+kill "$DPID" 2>/dev/null; wait "$DPID" 2>/dev/null || true
+note "Every decision is in the hash-chained audit log (no token in it):"
+"$L" audit list 2>&1 | tail -8 | cut -c1-160 | sed 's/^/     /'
+run "$L" audit verify
+kill "$BPID" "$OPID" "$GPID" 2>/dev/null; wait "$BPID" "$OPID" "$GPID" 2>/dev/null || true
+mcp_everything_stop || true
+
 note "Stop the daemon with SIGTERM: it closes its sockets and exits cleanly."
 kill -TERM "$SPID"; wait "$SPID"; note "daemon exit code: $?"
 trap - EXIT
@@ -105,4 +174,5 @@ grep -m3 -E '"event":"(server.started|entry.created|svid.rotated)"' "$D/server.l
 
 say "Done"
 note "The MCP server and client hold short-lived, verifiable identities from $TD, and the"
-note "daemon keeps them fresh. Files are in $D. The MCP gateway and federation come next."
+note "daemon keeps them fresh; the gateway lets an agent do exactly what its user consented to,"
+note "refuses the rest, and records why. Files are in $D."
