@@ -202,11 +202,12 @@ demo: all tests/interop/node_modules/.stamp
 
 bench: all $(BENCH_BINS)
 	@echo "== mint"; $(BUILD)/bench/mint
-	@echo "== policy (100,000 consent records)"; $(BUILD)/bench/policy
 	@echo "== workload (200 paced clients, 500 ms between one client's fetches)"; \
 	  $(BUILD)/bench/workload --lanyard $(BUILD)/lanyard
 	@echo "== workload saturation (200 clients back to back)"; \
 	  $(BUILD)/bench/workload --lanyard $(BUILD)/lanyard --think-ms 0
+	@echo "== gateway (handshakes against nginx, added latency, policy decisions)"; \
+	  BUILD=$(BUILD) bench/gateway.sh
 
 lint:
 	@! grep -nE '\b(strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|sscanf|system|popen|rand|gmtime|localtime)\s*\(' \
