@@ -1389,7 +1389,7 @@ static int deny_consent(struct conn *c, const struct mcp_item *it,
     (void)rpc_message_for(v, msg, sizeof(msg));
     if (v->scope[0] != '\0' && scope_quotable(v->scope) && strlen(v->scope) < 400) {
         (void)snprintf(www, sizeof(www),
-                       "Bearer realm=\"lanyard\", error=\"insufficient_scope\", scope=\"%s\"",
+                       "Bearer realm=\"lanyard\", error=\"insufficient_scope\", scope=\"%.400s\"",
                        v->scope);
     } else {
         (void)snprintf(www, sizeof(www), "Bearer realm=\"lanyard\", error=\"insufficient_scope\"");
