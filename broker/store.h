@@ -3,8 +3,10 @@
  * the trust domain's authorities (CA certificates and JWT signing keys, by reference to their
  * 0600 key files; never the private keys themselves), the bundle sequence number, and a record of
  * every issued SVID (serial, SPIFFE ID, not-after, fingerprint; never its key), and the
- * registration entries that attestation matches (schema v2). SQL is only ever
- * prepared and bound; multi-row changes run in one transaction. Not thread-safe per handle.
+ * registration entries that attestation matches (schema v2), the consent registry (schema v3)
+ * and federation with foreign trust domains: relationships and their bundles (schema v4). SQL is
+ * only ever prepared and bound; multi-row changes run in one transaction. Not thread-safe per
+ * handle.
  */
 #ifndef STORE_H
 #define STORE_H
@@ -218,5 +220,141 @@ int store_consent_list(struct store *s, const char *user, const char *client_id,
  * before every decision, which is how a revocation reaches the very next request.
  */
 int store_data_version(struct store *s, int64_t *version, struct ly_error *err) LY_MUST_USE;
+
+/* ---- federation (schema v4) -------------------------------------------------------------- */
+
+/*
+ * A federation relationship says where a foreign trust domain's bundle is fetched from (its
+ * bundle endpoint, SPIFFE Trust Domain and Bundle §5) and how that endpoint is authenticated.
+ * The bundle itself is a separate row (struct store_fed_bundle), because a foreign bundle may
+ * also be set statically, without any relationship. The store keeps these invariants, each
+ * checked inside the writing transaction so that no two writers can break them:
+ *   - a trust domain has at most one relationship and at most one federated bundle;
+ *   - a bundle of source "endpoint" or "bootstrap" exists only with its relationship (a fetch
+ *     that completes after the relationship was deleted cannot bring the bundle back);
+ *   - a bundle of source "static" exists only without a relationship.
+ * Nothing here checks that a trust domain differs from this data directory's own: the callers
+ * (CLI, daemon) know it. Changes by another process show up in store_data_version().
+ */
+
+#define STORE_FED_URL_MAX 2047               /* bytes of a bundle endpoint URL */
+#define STORE_FED_CA_MAX (1024u * 1024u)     /* bytes of https_web trust anchors (PEM) */
+#define STORE_FED_JSON_MAX (4u * 1024u * 1024u) /* bytes of a stored bundle (JSON) */
+#define STORE_FED_ERROR_MAX 255              /* bytes of last_error kept (longer is cut) */
+
+/* ly_error.reason of the federation calls' refusals (all LY_ERR_USAGE). */
+enum store_fed_reason {
+    STORE_FED_R_NOT_FOUND = 1, /* no relationship / no bundle for that trust domain */
+    STORE_FED_R_EXISTS,        /* a relationship for that trust domain already exists */
+    STORE_FED_R_CONFLICT,      /* static bundle vs relationship (see the invariants above) */
+};
+
+struct store_fed_relation {
+    char trust_domain[256];
+    char url[2048];              /* https://... */
+    char profile[16];            /* "https_web" | "https_spiffe" (CHECK constraint) */
+    char endpoint_id[2049];      /* https_spiffe: the endpoint server's SPIFFE ID; "" for https_web */
+    uint8_t *ca_pem;             /* https_web: optional trust anchors (PEM), owned; NULL = the system's */
+    size_t ca_len;
+    int64_t created_at;
+    /* fetch state, written by the daemon after each attempt */
+    int64_t last_attempt_at;     /* 0 = never */
+    int64_t last_success_at;     /* 0 = never */
+    char last_error[256];        /* "" when the last attempt succeeded or none was made */
+};
+
+struct store_fed_bundle {
+    char trust_domain[256];
+    uint8_t *json;               /* the SPIFFE bundle JSON as accepted (owned) */
+    size_t len;
+    int64_t sequence;            /* spiffe_sequence, -1 when absent */
+    int64_t refresh_hint;        /* spiffe_refresh_hint seconds, -1 when absent */
+    char source[16];             /* "endpoint" (fetched) | "bootstrap" (given with the
+                                    relationship) | "static" (lanyard bundle set) */
+    int64_t updated_at;
+};
+
+/*
+ * Record a relationship and its bootstrap bundle (NULL for none) in ONE transaction (BEGIN
+ * IMMEDIATE, or a savepoint inside the caller's open transaction): a failure leaves nothing.
+ * r->trust_domain must be a bare, valid trust domain name; r->url start with "https://" (the
+ * caller has parsed it); r->profile "https_web" (endpoint_id "", ca_pem optional) or
+ * "https_spiffe" (endpoint_id set, ca_pem NULL). r->created_at 0 means now; the fetch state
+ * fields are ignored (a new relationship was never fetched). The bootstrap bundle must be for
+ * the same trust domain; it is stored with source "bootstrap" whatever bootstrap->source says,
+ * and updated_at 0 means now. The store does not parse the JSON: the caller has accepted it.
+ * Refused with LY_ERR_USAGE: malformed fields (reason 0), a relationship for that trust domain
+ * already exists (STORE_FED_R_EXISTS, the message names it), or a static bundle for it exists
+ * (STORE_FED_R_CONFLICT). LY_ERR_IO on database errors.
+ */
+int store_fed_relation_add(struct store *s, const struct store_fed_relation *r,
+                           const struct store_fed_bundle *bootstrap, struct ly_error *err)
+    LY_MUST_USE;
+
+/*
+ * The relationship of trust domain td: *found = 0 when there is none (not an error), else 1 and
+ * *out filled; out->ca_pem is owned by the caller: release with store_fed_relation_clear(out).
+ * td NULL is LY_ERR_USAGE. *out is zeroed first in every case.
+ */
+int store_fed_relation_get(struct store *s, const char *td, struct store_fed_relation *out,
+                           int *found, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Every relationship, ordered by trust domain. *out is an array of *n (NULL when none) the
+ * caller frees with store_fed_relation_list_free().
+ */
+int store_fed_relation_list(struct store *s, struct store_fed_relation **out, size_t *n,
+                            struct ly_error *err) LY_MUST_USE;
+void store_fed_relation_list_free(struct store_fed_relation *list, size_t n); /* NULL: no-op */
+/* Free r->ca_pem and reset it (NULL, 0). NULL is a no-op. */
+void store_fed_relation_clear(struct store_fed_relation *r);
+
+/*
+ * Delete the relationship AND its federated bundle in one transaction. LY_ERR_USAGE
+ * (STORE_FED_R_NOT_FOUND) when there is no relationship for td.
+ */
+int store_fed_relation_delete(struct store *s, const char *td, struct ly_error *err)
+    LY_MUST_USE;
+
+/*
+ * Record a fetch attempt at time `at`: last_attempt_at = at; on success last_success_at = at
+ * and last_error = ""; on failure last_error = error (cut to STORE_FED_ERROR_MAX bytes on a
+ * UTF-8 boundary; NULL or "" becomes "failed (no reason given)" so that a failure is never
+ * mistaken for a success) and last_success_at is kept. LY_ERR_USAGE (STORE_FED_R_NOT_FOUND)
+ * when the relationship is gone. The text is stored as given: escape it when printing.
+ */
+int store_fed_relation_status(struct store *s, const char *td, int64_t at, int success,
+                              const char *error, struct ly_error *err) LY_MUST_USE;
+
+/*
+ * Insert or replace the federated bundle of b->trust_domain (b->json: 1 .. STORE_FED_JSON_MAX
+ * bytes, not parsed here; b->updated_at 0 means now). Source "endpoint" or "bootstrap" needs
+ * the trust domain's relationship, "static" needs its absence: else LY_ERR_USAGE
+ * (STORE_FED_R_NOT_FOUND, resp. STORE_FED_R_CONFLICT: "TD is fetched from URL; delete the
+ * relationship first"). Checked and written in one transaction.
+ */
+int store_fed_bundle_put(struct store *s, const struct store_fed_bundle *b, struct ly_error *err)
+    LY_MUST_USE;
+
+/*
+ * The federated bundle of td: *found = 0 when there is none, else 1 and *out filled (out->json
+ * owned by the caller, NUL-terminated past len: release with store_fed_bundle_clear(out)).
+ */
+int store_fed_bundle_get(struct store *s, const char *td, struct store_fed_bundle *out,
+                         int *found, struct ly_error *err) LY_MUST_USE;
+
+/* Every federated bundle, by trust domain; free with store_fed_bundle_list_free(). */
+int store_fed_bundle_list(struct store *s, struct store_fed_bundle **out, size_t *n,
+                          struct ly_error *err) LY_MUST_USE;
+void store_fed_bundle_list_free(struct store_fed_bundle *list, size_t n); /* NULL: no-op */
+/* Free b->json and reset it (NULL, 0). NULL is a no-op. */
+void store_fed_bundle_clear(struct store_fed_bundle *b);
+
+/*
+ * Delete the federated bundle of td. LY_ERR_USAGE when there is none (STORE_FED_R_NOT_FOUND)
+ * and when td has a relationship (STORE_FED_R_CONFLICT: its bundle goes only with it, through
+ * store_fed_relation_delete()).
+ */
+int store_fed_bundle_delete(struct store *s, const char *td, struct ly_error *err) LY_MUST_USE;
 
 #endif
