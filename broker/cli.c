@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <http_parser.h>
 #include <pwd.h>
 #include <unistd.h>
 #include <inttypes.h>
@@ -696,14 +697,22 @@ static int cmd_svid_verify(struct cli *c, int argc, char **argv)
 
 /* ---- bundle ------------------------------------------------------------------------------ */
 
+/* Defined with the entry and federation commands below. */
+static int open_entry_store(struct cli *c, struct store **st, char *td, size_t tdsz);
+static int parse_td_opt(struct cli *c, const char *flag, const char *v, char *td, size_t tdsz);
+static int show_federated_bundle(struct cli *c, struct store *st, const char *td,
+                                 const char *format);
+
 static int cmd_bundle_show(struct cli *c, int argc, char **argv)
 {
     static const struct option opts[] = {
         {"format", required_argument, NULL, 'f'},
+        {"trust-domain", required_argument, NULL, 't'},
         {"data", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
     const char *format = "spiffe";
+    const char *td_arg = NULL;
     struct ca_state *ca = NULL;
     struct bundle *b = NULL;
     struct ly_buf out;
@@ -714,6 +723,9 @@ static int cmd_bundle_show(struct cli *c, int argc, char **argv)
         switch (o) {
         case 'f':
             format = optarg;
+            break;
+        case 't':
+            td_arg = optarg;
             break;
         case 'd':
             c->data_dir = optarg;
@@ -729,6 +741,22 @@ static int cmd_bundle_show(struct cli *c, int argc, char **argv)
         ly_error_setx(&c->err, LY_ERR_USAGE, 0, "--format must be spiffe or pem, not '%.32s'",
                       format);
         return fail(c, NULL);
+    }
+    if (td_arg != NULL) {
+        /* A foreign trust domain: its federated bundle; the own one: as without the option. */
+        char td[SPIFFEID_TD_MAX_LEN + 1];
+        char own[SPIFFEID_TD_MAX_LEN + 1];
+        struct store *st = NULL;
+        if (parse_td_opt(c, "--trust-domain", td_arg, td, sizeof(td)) < 0 ||
+            open_entry_store(c, &st, own, sizeof(own)) < 0) {
+            return fail(c, "bundle show");
+        }
+        if (strcmp(td, own) != 0) {
+            rc = show_federated_bundle(c, st, td, format);
+            store_close(st);
+            return rc;
+        }
+        store_close(st);
     }
     ly_buf_init(&out, 0);
     rc = ca_open(c->data_dir, &ca, &c->err);
@@ -1043,6 +1071,7 @@ static json_t *entry_admin_args(const struct entry *e)
 {
     json_t *sels = json_array();
     json_t *dns = json_array();
+    json_t *fed = json_array();
     json_t *args;
     size_t i;
 
@@ -1068,10 +1097,22 @@ static json_t *entry_admin_args(const struct entry *e)
     if (sels == NULL || dns == NULL) {
         json_decref(sels);
         json_decref(dns);
+        json_decref(fed);
         return NULL;
     }
-    args = json_pack("{s:s, s:o, s:o, s:I}", "spiffe_id", e->spiffe_id, "selectors", sels, "dns",
-                     dns, "ttl", (json_int_t)e->ttl);
+    for (i = 0; fed != NULL && i < e->n_federates_with; i++) {
+        if (json_array_append_new(fed, json_string(e->federates_with[i])) != 0) {
+            json_decref(fed);
+            fed = NULL;
+        }
+    }
+    if (fed == NULL) {
+        json_decref(sels);
+        json_decref(dns);
+        return NULL;
+    }
+    args = json_pack("{s:s, s:o, s:o, s:I, s:o}", "spiffe_id", e->spiffe_id, "selectors", sels,
+                     "dns", dns, "ttl", (json_int_t)e->ttl, "federates_with", fed);
     if (args != NULL && e->hint != NULL &&
         json_object_set_new(args, "hint", json_string(e->hint)) != 0) {
         json_decref(args);
@@ -1088,6 +1129,7 @@ static int cmd_entry_create(struct cli *c, int argc, char **argv)
         {"ttl", required_argument, NULL, 'T'},
         {"dns", required_argument, NULL, 'n'},
         {"hint", required_argument, NULL, 'H'},
+        {"federates-with", required_argument, NULL, 'F'},
         {"data", required_argument, NULL, 'd'},
         {NULL, 0, NULL, 0},
     };
@@ -1135,6 +1177,12 @@ static int cmd_entry_create(struct cli *c, int argc, char **argv)
                 goto out_fail;
             }
             break;
+        case 'F':
+            if (entry_add_federates_with(e, optarg, strlen(optarg), &c->err) < 0) {
+                (void)ly_error_wrap(&c->err, "--federates-with");
+                goto out_fail;
+            }
+            break;
         case 'd':
             c->data_dir = optarg;
             break;
@@ -1154,6 +1202,28 @@ static int cmd_entry_create(struct cli *c, int argc, char **argv)
         (void)ly_error_wrap(&c->err, "--id");
         goto out_fail;
     }
+    if (e->n_federates_with > 0) {
+        /*
+         * Checked here too, not only by entry_validate, so that the refusal is the same whether
+         * or not a server runs. A trust domain without a relationship yet is fine: one may be
+         * added later, and until then the workload simply receives no bundle for it.
+         */
+        size_t i;
+        if (open_entry_store(c, &st, td, sizeof(td)) < 0) {
+            goto out_fail;
+        }
+        store_close(st);
+        st = NULL;
+        for (i = 0; i < e->n_federates_with; i++) {
+            if (strcmp(e->federates_with[i], td) == 0) {
+                ly_error_setx(&c->err, LY_ERR_USAGE, ENTRY_R_FEDERATES,
+                              "--federates-with %s is this data directory's own trust domain; "
+                              "its bundle is always sent",
+                              td);
+                goto out_fail;
+            }
+        }
+    }
     {
         json_t *args = entry_admin_args(e);
         json_t *res = NULL;
@@ -1166,6 +1236,19 @@ static int cmd_entry_create(struct cli *c, int argc, char **argv)
         }
         if (via == 1) {
             const json_t *idv = json_object_get(res, "id");
+            const json_t *fedv = json_object_get(res, "federates_with");
+            if (e->n_federates_with > 0 &&
+                (!json_is_array(fedv) || json_array_size(fedv) != e->n_federates_with)) {
+                /* A server that predates --federates-with would drop it without a word. */
+                ly_error_setx(&c->err, LY_ERR_INTERNAL, 0,
+                              "the running server created entry %s but did not record "
+                              "--federates-with; delete it (lanyard entry delete %s) and "
+                              "restart the server with this version",
+                              json_is_string(idv) ? json_string_value(idv) : "?",
+                              json_is_string(idv) ? json_string_value(idv) : "ID");
+                json_decref(res);
+                goto out_fail;
+            }
             printf("%s\n", json_is_string(idv) ? json_string_value(idv) : "");
             json_decref(res);
             rc = write_stdout(NULL, 0);
@@ -1221,7 +1304,8 @@ static int cmd_entry_list(struct cli *c, int argc, char **argv)
             }
             continue;
         }
-        /* One line per entry: id, SPIFFE ID, TTL, selectors; odd bytes escaped. */
+        /* One line per entry: id, SPIFFE ID, TTL, selectors, federated trust domains; odd bytes
+         * escaped. */
         rc = ly_buf_appendf(&out, &c->err, "%s %s ttl=%lld", e->id, e->spiffe_id,
                             (long long)e->ttl);
         for (k = 0; rc == 0 && k < e->n_selectors; k++) {
@@ -1230,6 +1314,9 @@ static int cmd_entry_list(struct cli *c, int argc, char **argv)
             rc = ly_buf_appendf(&out, &c->err, " unix:%s:%s",
                                 entry_sel_type_name(e->selectors[k].type),
                                 ly_text_escape(v, strlen(v), 240, x, sizeof(x)));
+        }
+        for (k = 0; rc == 0 && k < e->n_federates_with; k++) {
+            rc = ly_buf_appendf(&out, &c->err, " federates_with=%s", e->federates_with[k]);
         }
         if (rc == 0) {
             rc = ly_buf_append_str(&out, "\n", &c->err);
@@ -1647,6 +1734,1060 @@ static int cmd_consent_list(struct cli *c, int argc, char **argv)
     if (rc < 0) {
         ly_buf_free(&out);
         return fail(c, "consent list");
+    }
+    return print_buf(&out);
+}
+
+/* ---- federation and federated bundles (direct to the store; a running server sees the change
+ * through store_data_version) ---------------------------------------------------------------- */
+
+/*
+ * A trust domain option: a bare name (never a SPIFFE ID: that is almost always a mistake worth
+ * naming). Writes the name into td (SPIFFEID_TD_MAX_LEN + 1 bytes). LY_ERR_PARSE naming flag.
+ */
+static int parse_td_opt(struct cli *c, const char *flag, const char *v, char *td, size_t tdsz)
+{
+    char x[160];
+
+    if (strncmp(v, "spiffe://", 9) == 0) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                             "%s takes a bare trust domain name such as example.org, not a "
+                             "SPIFFE ID ('%s')",
+                             flag, ly_text_escape(v, strlen(v), 64, x, sizeof(x)));
+    }
+    if (spiffeid_parse_trust_domain(v, strlen(v), td, tdsz, &c->err) < 0) {
+        c->err.code = LY_ERR_PARSE;
+        return ly_error_wrap(&c->err, "%s", flag);
+    }
+    return 0;
+}
+
+/*
+ * A bundle endpoint URL: https:// with a host, parsed by libhttp-parser; no user info (it would
+ * be a credential in the database and in every log line) and no fragment (never sent anyway).
+ */
+static int check_endpoint_url(struct cli *c, const char *url)
+{
+    struct http_parser_url u;
+    size_t len = strlen(url);
+    char x[200];
+
+    (void)ly_text_escape(url, len, 96, x, sizeof(x)); /* returns x */
+    if (len > STORE_FED_URL_MAX) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0, "--url is longer than %d bytes",
+                             STORE_FED_URL_MAX);
+    }
+    http_parser_url_init(&u);
+    if (strncmp(url, "https://", 8) != 0) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                             "--url '%s' is not an https:// URL: a bundle endpoint is always "
+                             "fetched over TLS",
+                             x);
+    }
+    if (http_parser_parse_url(url, len, 0, &u) != 0 || !(u.field_set & (1 << UF_SCHEMA))) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0, "--url '%s' is not a valid URL", x);
+    }
+    if (!(u.field_set & (1 << UF_HOST)) || u.field_data[UF_HOST].len == 0) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0, "--url '%s' has no host", x);
+    }
+    /* libhttp-parser reports no user info for an empty one ("https://@host"): look for '@'. */
+    if ((u.field_set & (1 << UF_USERINFO)) ||
+        memchr(url + 8, '@', strcspn(url + 8, "/?#")) != NULL) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                             "--url must not carry user information (user:password@)");
+    }
+    if (u.field_set & (1 << UF_FRAGMENT)) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                             "--url '%s' must not have a fragment (#...)", x);
+    }
+    if ((u.field_set & (1 << UF_PORT)) && u.port == 0) {
+        return ly_error_setx(&c->err, LY_ERR_PARSE, 0, "--url '%s': port 0", x);
+    }
+    return 0;
+}
+
+/* Read a file, or standard input for "-" (a pipe is fine), of at most max bytes into out. */
+static int read_file_or_stdin(struct cli *c, const char *path, size_t max, struct ly_buf *out)
+{
+    char chunk[4096];
+    size_t n;
+    int rc;
+
+    if (strcmp(path, "-") != 0) {
+        return ly_file_read(path, max, 0, out, &c->err);
+    }
+    ly_buf_init(out, max);
+    rc = ly_buf_append(out, "", 0, &c->err);
+    while (rc == 0 && (n = fread(chunk, 1, sizeof(chunk), stdin)) > 0) {
+        rc = ly_buf_append(out, chunk, n, &c->err);
+    }
+    if (rc == 0 && ferror(stdin)) {
+        ly_buf_free(out);
+        rc = ly_error_setx(&c->err, LY_ERR_IO, 0, "cannot read standard input");
+    }
+    if (rc < 0) {
+        return ly_error_wrap(&c->err, "standard input");
+    }
+    return 0;
+}
+
+/*
+ * Every X.509 authority of b that carries a SPIFFE ID must name trust domain td: a bundle of
+ * another trust domain given for td (e.g. this domain's own) is an operator mistake that would
+ * otherwise go unnoticed until a handshake fails.
+ */
+static int check_authorities_td(struct cli *c, const struct bundle *b, const char *td,
+                                const char *what)
+{
+    struct x509svid_info *info = malloc(sizeof(*info));
+    size_t i;
+    int rc = 0;
+
+    if (info == NULL) {
+        return ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+    }
+    for (i = 0; rc == 0 && i < bundle_x509_count(b); i++) {
+        size_t len = 0;
+        const uint8_t *der = bundle_x509_authority(b, i, &len);
+        char other[SPIFFEID_TD_MAX_LEN + 1];
+        rc = x509svid_cert_info(der, len, info, &c->err);
+        if (rc < 0) {
+            rc = ly_error_wrap(&c->err, "%s: X.509 authority %zu", what, i);
+        } else if (info->has_id && !spiffeid_member_of(&info->id, td)) {
+            rc = spiffeid_td_copy(&info->id, other, sizeof(other)) == 0
+                     ? ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                                     "%s: X.509 authority %zu (sha256 %.16s...) belongs to trust "
+                                     "domain %s, not %s",
+                                     what, i, info->sha256_hex, other, td)
+                     : ly_error_setx(&c->err, LY_ERR_INTERNAL, 0, "trust domain too long");
+        }
+    }
+    free(info);
+    return rc;
+}
+
+/*
+ * Read and parse a foreign trust domain's bundle (SPIFFE JSON or PEM; "-" is stdin) for td.
+ * It must hold an authority (an X.509 one when need_x509), and its X.509 authorities must not
+ * name another trust domain. *out: caller frees with bundle_free. Errors name `what`.
+ */
+static int load_foreign_bundle(struct cli *c, const char *td, const char *path, int need_x509,
+                               const char *what, struct bundle **out)
+{
+    struct bundle *b = NULL;
+    struct ly_buf file;
+    int rc;
+
+    *out = NULL;
+    rc = read_file_or_stdin(c, path, BUNDLE_CODEC_MAX_INPUT, &file);
+    if (strcmp(path, "-") == 0) {
+        path = "(standard input)"; /* for the messages below */
+    }
+    if (rc < 0) {
+        return ly_error_wrap(&c->err, "%s", what);
+    }
+    rc = reject_blank_bundle(c, &file, path);
+    if (rc == 0) {
+        rc = bundle_codec_parse_auto(td, file.data, file.len, &b, &c->err);
+    }
+    ly_buf_free(&file);
+    if (rc < 0) {
+        /* Whatever the codec's category (e.g. too many authorities), this is invalid input. */
+        c->err.code = c->err.code == LY_ERR_NOMEM ? LY_ERR_NOMEM : LY_ERR_PARSE;
+        return ly_error_wrap(&c->err, "%s %s is not a bundle for %s", what, path, td);
+    }
+    if (need_x509 && bundle_x509_count(b) == 0) {
+        rc = ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                           "%s %s has no X.509 authority: nothing could authenticate the "
+                           "bundle endpoint of %s",
+                           what, path, td);
+    } else if (bundle_x509_count(b) == 0 && bundle_jwt_count(b) == 0) {
+        rc = ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                           "%s %s has no authority at all: a trust bundle needs at least one",
+                           what, path);
+    }
+    if (rc == 0) {
+        rc = check_authorities_td(c, b, td, what);
+    }
+    if (rc < 0) {
+        bundle_free(b);
+        return rc;
+    }
+    *out = b;
+    return 0;
+}
+
+/*
+ * Fill a store row from a parsed bundle: its normalised SPIFFE JSON (owned by json, which the
+ * caller frees with ly_buf_free), sequence and refresh hint.
+ */
+static int fed_row_from_bundle(struct cli *c, const struct bundle *b, const char *source,
+                               struct store_fed_bundle *row, struct ly_buf *json)
+{
+    uint64_t seq = 0;
+    int64_t hint = 0;
+    int n;
+
+    memset(row, 0, sizeof(*row));
+    if (bundle_codec_write_json(b, json, &c->err) < 0) {
+        return c->err.code;
+    }
+    n = snprintf(row->trust_domain, sizeof(row->trust_domain), "%s", bundle_trust_domain(b));
+    if (n < 0 || (size_t)n >= sizeof(row->trust_domain) ||
+        snprintf(row->source, sizeof(row->source), "%s", source) >= (int)sizeof(row->source)) {
+        ly_buf_free(json);
+        return ly_error_setx(&c->err, LY_ERR_INTERNAL, 0, "trust domain or source too long");
+    }
+    row->json = json->data;
+    row->len = json->len;
+    /* bundle_codec_write_json refused a sequence above INT64_MAX already. */
+    row->sequence = bundle_get_sequence(b, &seq) == 0 ? (int64_t)seq : -1;
+    row->refresh_hint = bundle_get_refresh_hint(b, &hint) == 0 ? hint : -1;
+    row->updated_at = ly_time_now();
+    return 0;
+}
+
+/* Parse a stored federated bundle back into the model. Caller frees *out with bundle_free. */
+static int fed_row_parse(struct cli *c, const struct store_fed_bundle *row, struct bundle **out)
+{
+    if (bundle_codec_parse_json(row->trust_domain, row->json, row->len, out, &c->err) < 0) {
+        c->err.code = LY_ERR_IO;
+        return ly_error_wrap(&c->err, "the stored bundle of %s does not parse",
+                             row->trust_domain);
+    }
+    return 0;
+}
+
+/* "never" for 0, else RFC 3339 (UTC). */
+static const char *fmt_when(int64_t t, char *buf, size_t bufsz)
+{
+    struct ly_error ignored;
+
+    ly_error_clear(&ignored);
+    if (t == 0 || ly_time_format_rfc3339(t, buf, bufsz, &ignored) < 0) {
+        return t == 0 ? "never" : "?";
+    }
+    return buf;
+}
+
+/* JSON null for 0 ("never"), else an RFC 3339 string. */
+static json_t *json_when(int64_t t)
+{
+    char buf[40];
+
+    return t == 0 ? json_null() : json_string(fmt_when(t, buf, sizeof(buf)));
+}
+
+/* A JSON integer, or null for -1 ("absent"). */
+static json_t *json_opt_int(int64_t v)
+{
+    return v < 0 ? json_null() : json_integer((json_int_t)v);
+}
+
+/* Print a JSON value (indented, final newline) and release it. */
+static int print_json(struct cli *c, json_t *v)
+{
+    char *text;
+    int rc;
+
+    if (v == NULL) {
+        ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory building JSON");
+        return fail(c, NULL);
+    }
+    text = json_dumps(v, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(v);
+    if (text == NULL) {
+        ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory building JSON");
+        return fail(c, NULL);
+    }
+    rc = write_stdout(text, strlen(text));
+    free(text);
+    return rc == 0 ? write_stdout("\n", 1) : rc;
+}
+
+/* Exit code of a store refusal: a missing trust domain is invalid input (1), the rest as coded. */
+static int fed_fail(struct cli *c, const char *what)
+{
+    if (c->err.code == LY_ERR_USAGE && c->err.reason == STORE_FED_R_NOT_FOUND) {
+        c->err.code = LY_ERR_PARSE;
+    }
+    return fail(c, what);
+}
+
+static int cmd_federation_add(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"trust-domain", required_argument, NULL, 't'},
+        {"url", required_argument, NULL, 'u'},
+        {"profile", required_argument, NULL, 'p'},
+        {"ca", required_argument, NULL, 'C'},
+        {"endpoint-id", required_argument, NULL, 'e'},
+        {"bootstrap-bundle", required_argument, NULL, 'b'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *td_arg = NULL;
+    const char *url = NULL;
+    const char *profile = NULL;
+    const char *ca_path = NULL;
+    const char *eid_arg = NULL;
+    const char *boot_path = NULL;
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    char x[160];
+    struct store_fed_relation *rel = NULL;
+    struct store_fed_bundle row;
+    struct spiffeid *eid = NULL;
+    struct bundle *boot = NULL;
+    struct store *st = NULL;
+    struct ly_buf json;
+    struct ly_buf ca_pem;
+    size_t n_ca = 0;
+    int web;
+    int rc = 0;
+    int o;
+
+    ly_buf_init(&json, 0);
+    ly_buf_init(&ca_pem, 0);
+    memset(&row, 0, sizeof(row));
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 't':
+            td_arg = optarg;
+            break;
+        case 'u':
+            url = optarg;
+            break;
+        case 'p':
+            profile = optarg;
+            break;
+        case 'C':
+            ca_path = optarg;
+            break;
+        case 'e':
+            eid_arg = optarg;
+            break;
+        case 'b':
+            boot_path = optarg;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc || td_arg == NULL || url == NULL || profile == NULL) {
+        return -2;
+    }
+    web = strcmp(profile, "https_web") == 0;
+    if (!web && strcmp(profile, "https_spiffe") != 0) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--profile must be https_web or https_spiffe, not '%s'",
+                      ly_text_escape(profile, strlen(profile), 32, x, sizeof(x)));
+        return fail(c, "federation add");
+    }
+    if (web && (eid_arg != NULL || boot_path != NULL)) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "%s is only for --profile https_spiffe (an https_web endpoint is "
+                      "authenticated by its web PKI certificate; --ca FILE names its CAs)",
+                      eid_arg != NULL ? "--endpoint-id" : "--bootstrap-bundle");
+        return fail(c, "federation add");
+    }
+    if (!web && ca_path != NULL) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--ca is only for --profile https_web (an https_spiffe endpoint is "
+                      "authenticated by the trust domain's own bundle: --bootstrap-bundle)");
+        return fail(c, "federation add");
+    }
+    if (!web && (eid_arg == NULL || boot_path == NULL)) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--profile https_spiffe needs both --endpoint-id SPIFFE_ID (who the "
+                      "endpoint server must be) and --bootstrap-bundle FILE (what it is "
+                      "verified against first)");
+        return fail(c, "federation add");
+    }
+    rel = calloc(1, sizeof(*rel));
+    eid = calloc(1, sizeof(*eid));
+    if (rel == NULL || eid == NULL) {
+        ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+        goto out_fail;
+    }
+    if (parse_td_opt(c, "--trust-domain", td_arg, rel->trust_domain,
+                     sizeof(rel->trust_domain)) < 0 ||
+        check_endpoint_url(c, url) < 0) {
+        goto out_fail;
+    }
+    if (open_entry_store(c, &st, own, sizeof(own)) < 0) {
+        goto out_fail;
+    }
+    if (strcmp(rel->trust_domain, own) == 0) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--trust-domain %s is this data directory's own trust domain; federation "
+                      "is with other trust domains",
+                      own);
+        goto out_fail;
+    }
+    memcpy(rel->url, url, strlen(url) + 1); /* length checked by check_endpoint_url */
+    memcpy(rel->profile, profile, strlen(profile) + 1);
+    if (eid_arg != NULL) {
+        if (parse_id_opt(c, "--endpoint-id", eid_arg, eid) < 0) {
+            c->err.code = LY_ERR_PARSE;
+            goto out_fail;
+        }
+        if (spiffeid_is_root(eid) || !spiffeid_member_of(eid, rel->trust_domain)) {
+            ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                          "--endpoint-id %s must be a SPIFFE ID with a path in trust domain %s "
+                          "(the bundle endpoint server's own ID, e.g. spiffe://%s/bundle-server)",
+                          eid->str, rel->trust_domain, rel->trust_domain);
+            goto out_fail;
+        }
+        memcpy(rel->endpoint_id, eid->str, eid->len + 1);
+    }
+    if (ca_path != NULL) {
+        struct bundle *cas = NULL;
+        struct ly_buf file;
+        if (ly_file_read(ca_path, STORE_FED_CA_MAX, 0, &file, &c->err) < 0) {
+            (void)ly_error_wrap(&c->err, "--ca");
+            goto out_fail;
+        }
+        rc = ly_text_is_blank(file.data, file.len)
+                 ? ly_error_setx(&c->err, LY_ERR_PARSE, 0, "--ca %s is empty", ca_path)
+                 : bundle_codec_parse_pem(rel->trust_domain, file.data, file.len, &cas,
+                                          &c->err);
+        ly_buf_free(&file);
+        if (rc == 0 && bundle_x509_count(cas) == 0) {
+            rc = ly_error_setx(&c->err, LY_ERR_PARSE, 0, "--ca %s holds no certificate",
+                               ca_path);
+        }
+        /* Stored normalised: the certificates only, nothing else the file may have held. */
+        if (rc == 0) {
+            n_ca = bundle_x509_count(cas);
+            rc = bundle_codec_write_pem(cas, &ca_pem, &c->err);
+        }
+        bundle_free(cas);
+        if (rc < 0) {
+            (void)ly_error_wrap(&c->err, "--ca %s must hold PEM certificates", ca_path);
+            c->err.code = c->err.code == LY_ERR_IO ? LY_ERR_IO : LY_ERR_PARSE;
+            goto out_fail;
+        }
+        rel->ca_pem = ca_pem.data;
+        rel->ca_len = ca_pem.len;
+    }
+    if (boot_path != NULL) {
+        if (load_foreign_bundle(c, rel->trust_domain, boot_path, 1, "--bootstrap-bundle",
+                                &boot) < 0 ||
+            fed_row_from_bundle(c, boot, "bootstrap", &row, &json) < 0) {
+            goto out_fail;
+        }
+    }
+    rel->created_at = ly_time_now();
+    if (store_fed_relation_add(st, rel, boot != NULL ? &row : NULL, &c->err) < 0) {
+        goto out_fail;
+    }
+    printf("added federation with %s: profile %s, bundle endpoint %s", rel->trust_domain,
+           rel->profile, rel->url);
+    if (web) {
+        if (n_ca > 0) {
+            printf(", trust anchors: %zu CA certificate%s from %s\n", n_ca, n_ca == 1 ? "" : "s",
+                   ca_path);
+        } else {
+            printf(", trust anchors: the system's CA certificates\n");
+        }
+    } else {
+        printf(", endpoint ID %s, bootstrap bundle with %zu X.509 authorit%s\n", rel->endpoint_id,
+               bundle_x509_count(boot), bundle_x509_count(boot) == 1 ? "y" : "ies");
+    }
+    rc = write_stdout(NULL, 0);
+    goto out;
+out_fail:
+    rc = fed_fail(c, "federation add");
+out:
+    store_close(st);
+    bundle_free(boot);
+    ly_buf_free(&json);
+    ly_buf_free(&ca_pem);
+    free(rel); /* rel->ca_pem was borrowed from ca_pem */
+    free(eid);
+    return rc;
+}
+
+/* Counts of a stored bundle's authorities (-1, -1 when there is no bundle). */
+struct fed_counts {
+    int found;
+    struct store_fed_bundle row;
+    long x509;
+    long jwt;
+};
+
+/* Load td's federated bundle row and count its authorities. */
+static int fed_counts_load(struct cli *c, struct store *st, const char *td, struct fed_counts *k)
+{
+    struct bundle *b = NULL;
+
+    k->x509 = -1;
+    k->jwt = -1;
+    if (store_fed_bundle_get(st, td, &k->row, &k->found, &c->err) < 0) {
+        return c->err.code;
+    }
+    if (!k->found) {
+        return 0;
+    }
+    if (fed_row_parse(c, &k->row, &b) < 0) {
+        store_fed_bundle_clear(&k->row);
+        return c->err.code;
+    }
+    k->x509 = (long)bundle_x509_count(b);
+    k->jwt = (long)bundle_jwt_count(b);
+    bundle_free(b);
+    return 0;
+}
+
+/*
+ * The JSON object of a relationship and its bundle: counts only when b is NULL (list), the
+ * bundle_codec_summary_json authorities of b (its parsed bundle) otherwise (show).
+ */
+static json_t *fed_relation_json(struct cli *c, const struct store_fed_relation *r,
+                                 const struct fed_counts *k, const struct bundle *b)
+{
+    json_t *o = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o}", "trust_domain",
+                          r->trust_domain, "profile", r->profile, "url", r->url, "endpoint_id",
+                          r->endpoint_id[0] ? json_string(r->endpoint_id) : json_null(),
+                          "created_at", json_when(r->created_at), "last_attempt_at",
+                          json_when(r->last_attempt_at), "last_success_at",
+                          json_when(r->last_success_at), "last_error",
+                          r->last_error[0] ? json_string(r->last_error) : json_null());
+    json_t *bj = NULL;
+
+    if (o == NULL) {
+        return NULL;
+    }
+    if (k->found && b == NULL) {
+        bj = json_pack("{s:s, s:o, s:o, s:I, s:I, s:o}", "source", k->row.source, "sequence",
+                       json_opt_int(k->row.sequence), "refresh_hint",
+                       json_opt_int(k->row.refresh_hint), "x509_count", (json_int_t)k->x509,
+                       "jwt_count", (json_int_t)k->jwt, "updated_at",
+                       json_when(k->row.updated_at));
+    } else if (k->found) {
+        struct ly_buf sum;
+        if (bundle_codec_summary_json(b, &sum, &c->err) < 0) {
+            json_decref(o);
+            return NULL;
+        }
+        bj = json_loadb((const char *)sum.data, sum.len, 0, NULL);
+        ly_buf_free(&sum);
+        if (bj == NULL || json_object_del(bj, "trust_domain") != 0 ||
+            json_object_set_new(bj, "source", json_string(k->row.source)) != 0 ||
+            json_object_set_new(bj, "updated_at", json_when(k->row.updated_at)) != 0) {
+            json_decref(bj);
+            json_decref(o);
+            return NULL;
+        }
+    } else {
+        bj = json_null();
+    }
+    if (bj == NULL || json_object_set_new(o, "bundle", bj) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+}
+
+static int cmd_federation_list(struct cli *c, int argc, char **argv)
+{
+    struct store_fed_relation *list = NULL;
+    struct store *st = NULL;
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    json_t *arr = NULL;
+    size_t n = 0;
+    size_t i;
+    int json = 0;
+    int rc;
+
+    if (json_data_opts(c, argc, argv, &json) < 0) {
+        return -2;
+    }
+    if (open_entry_store(c, &st, own, sizeof(own)) < 0 ||
+        store_fed_relation_list(st, &list, &n, &c->err) < 0) {
+        store_close(st);
+        return fail(c, "federation list");
+    }
+    arr = json ? json_array() : NULL;
+    rc = json && arr == NULL ? ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory") : 0;
+    for (i = 0; rc == 0 && i < n; i++) {
+        const struct store_fed_relation *r = &list[i];
+        struct fed_counts k;
+        char when[40];
+        char x[1100];
+        memset(&k, 0, sizeof(k));
+        rc = fed_counts_load(c, st, r->trust_domain, &k);
+        if (rc < 0) {
+            break;
+        }
+        if (json) {
+            json_t *o = fed_relation_json(c, r, &k, NULL);
+            if (o == NULL || json_array_append_new(arr, o) != 0) {
+                rc = ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory building JSON");
+            }
+        } else {
+            /* One line per relationship; a peer's error text is escaped. */
+            printf("%s %s %s endpoint_id=%s", r->trust_domain, r->profile, r->url,
+                   r->endpoint_id[0] ? r->endpoint_id : "-");
+            if (k.found && k.row.sequence >= 0) {
+                printf(" bundle=%s sequence=%lld x509=%ld jwt=%ld", k.row.source,
+                       (long long)k.row.sequence, k.x509, k.jwt);
+            } else if (k.found) {
+                printf(" bundle=%s sequence=- x509=%ld jwt=%ld", k.row.source, k.x509, k.jwt);
+            } else {
+                printf(" bundle=none");
+            }
+            printf(" last_success=%s last_error=%s\n",
+                   fmt_when(r->last_success_at, when, sizeof(when)),
+                   r->last_error[0] ? ly_text_escape(r->last_error, strlen(r->last_error), 255,
+                                                     x, sizeof(x))
+                                    : "-");
+        }
+        store_fed_bundle_clear(&k.row);
+    }
+    store_close(st);
+    store_fed_relation_list_free(list, n);
+    if (rc < 0) {
+        json_decref(arr);
+        return fail(c, "federation list");
+    }
+    return json ? print_json(c, arr) : write_stdout(NULL, 0);
+}
+
+/* Parse `federation show|delete TD [--json] [--data DIR]`: the trust domain into td. */
+static int fed_td_args(struct cli *c, const char *what, int argc, char **argv, int allow_json,
+                       int *json, char *td, size_t tdsz)
+{
+    const char *arg = NULL;
+    int rc = entry_id_args(c, argc, argv, allow_json, json, &arg);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (parse_td_opt(c, "trust domain", arg, td, tdsz) < 0) {
+        return fail(c, what);
+    }
+    return 0;
+}
+
+/* The "x509_authorities" array of bundle_codec_summary_json (sha256, subject), or NULL. */
+static json_t *authorities_json(struct cli *c, const struct bundle *b)
+{
+    struct ly_buf sum;
+    json_t *s;
+    json_t *a;
+
+    if (bundle_codec_summary_json(b, &sum, &c->err) < 0) {
+        return NULL;
+    }
+    s = json_loadb((const char *)sum.data, sum.len, 0, NULL);
+    ly_buf_free(&sum);
+    a = json_incref(json_object_get(s, "x509_authorities"));
+    json_decref(s);
+    return a;
+}
+
+static int cmd_federation_show(struct cli *c, int argc, char **argv)
+{
+    struct store_fed_relation rel;
+    struct fed_counts k;
+    struct bundle *b = NULL;
+    struct bundle *cas = NULL;
+    struct store *st = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    char when[40];
+    char x[1100];
+    int found = 0;
+    int json = 0;
+    int rc = fed_td_args(c, "federation show", argc, argv, 1, &json, td, sizeof(td));
+    size_t i;
+
+    if (rc != 0) {
+        return rc;
+    }
+    memset(&rel, 0, sizeof(rel));
+    memset(&k, 0, sizeof(k));
+    if (open_entry_store(c, &st, own, sizeof(own)) < 0 ||
+        store_fed_relation_get(st, td, &rel, &found, &c->err) < 0) {
+        goto out_fail;
+    }
+    if (!found) {
+        ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                      "no federation relationship with trust domain %s (see lanyard federation "
+                      "list)",
+                      td);
+        goto out_fail;
+    }
+    if (fed_counts_load(c, st, td, &k) < 0 || (k.found && fed_row_parse(c, &k.row, &b) < 0)) {
+        goto out_fail;
+    }
+    if (rel.ca_pem != NULL &&
+        bundle_codec_parse_pem(td, rel.ca_pem, rel.ca_len, &cas, &c->err) < 0) {
+        c->err.code = LY_ERR_IO;
+        (void)ly_error_wrap(&c->err, "the stored CA certificates of %s", td);
+        goto out_fail;
+    }
+    if (json) {
+        json_t *o = fed_relation_json(c, &rel, &k, b);
+        json_t *ca = cas != NULL ? authorities_json(c, cas) : json_null();
+        if (o == NULL || ca == NULL) {
+            json_decref(o);
+            json_decref(ca);
+            o = NULL;
+        } else if (json_object_set_new(o, "ca_certificates", ca) != 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        rc = print_json(c, o);
+        goto out;
+    }
+    printf("trust_domain: %s\nprofile: %s\nurl: %s\n", rel.trust_domain, rel.profile, rel.url);
+    if (rel.endpoint_id[0] != '\0') {
+        printf("endpoint_id: %s\n", rel.endpoint_id);
+    }
+    if (strcmp(rel.profile, "https_web") == 0 && cas == NULL) {
+        printf("ca: the system's CA certificates\n");
+    }
+    for (i = 0; cas != NULL && i < bundle_x509_count(cas); i++) {
+        struct x509svid_info info;
+        size_t len = 0;
+        const uint8_t *der = bundle_x509_authority(cas, i, &len);
+        if (x509svid_cert_info(der, len, &info, &c->err) < 0) {
+            goto out_fail;
+        }
+        printf("ca: sha256:%s %s\n", info.sha256_hex, info.subject);
+    }
+    printf("created: %s\n", fmt_when(rel.created_at, when, sizeof(when)));
+    printf("last_attempt: %s\n", fmt_when(rel.last_attempt_at, when, sizeof(when)));
+    printf("last_success: %s\n", fmt_when(rel.last_success_at, when, sizeof(when)));
+    printf("last_error: %s\n",
+           rel.last_error[0] ? ly_text_escape(rel.last_error, strlen(rel.last_error), 255, x,
+                                              sizeof(x))
+                             : "(none)");
+    if (!k.found) {
+        printf("bundle: none yet\n");
+    } else {
+        printf("bundle: source %s, updated %s\n", k.row.source,
+               fmt_when(k.row.updated_at, when, sizeof(when)));
+        if (k.row.sequence >= 0) {
+            printf("sequence: %lld\n", (long long)k.row.sequence);
+        }
+        if (k.row.refresh_hint >= 0) {
+            printf("refresh_hint: %lld s\n", (long long)k.row.refresh_hint);
+        }
+        for (i = 0; i < bundle_x509_count(b); i++) {
+            struct x509svid_info info;
+            size_t len = 0;
+            const uint8_t *der = bundle_x509_authority(b, i, &len);
+            if (x509svid_cert_info(der, len, &info, &c->err) < 0) {
+                goto out_fail;
+            }
+            printf("x509_authority: sha256:%s %s\n", info.sha256_hex, info.subject);
+        }
+        for (i = 0; i < bundle_jwt_count(b); i++) {
+            const uint8_t *spki = NULL;
+            size_t len = 0;
+            const char *kid = bundle_jwt_authority(b, i, &spki, &len);
+            printf("jwt_authority: kid %s\n",
+                   ly_text_escape(kid, strlen(kid), 128, x, sizeof(x)));
+        }
+    }
+    rc = write_stdout(NULL, 0);
+    goto out;
+out_fail:
+    rc = fail(c, "federation show");
+out:
+    store_close(st);
+    store_fed_relation_clear(&rel);
+    store_fed_bundle_clear(&k.row);
+    bundle_free(b);
+    bundle_free(cas);
+    return rc;
+}
+
+static int cmd_federation_delete(struct cli *c, int argc, char **argv)
+{
+    struct store *st = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    int json = 0;
+    int rc = fed_td_args(c, "federation delete", argc, argv, 0, &json, td, sizeof(td));
+
+    if (rc != 0) {
+        return rc;
+    }
+    if (open_entry_store(c, &st, own, sizeof(own)) < 0) {
+        return fail(c, "federation delete");
+    }
+    rc = store_fed_relation_delete(st, td, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fed_fail(c, "federation delete");
+    }
+    printf("deleted federation with %s and its bundle\n", td);
+    return write_stdout(NULL, 0);
+}
+
+/* Reserved for the fetch-now command (written with the daemon's fetcher). */
+static int cmd_federation_refresh(struct cli *c, int argc, char **argv)
+{
+    (void)c;
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "lanyard federation refresh: not available yet\n");
+    return 2;
+}
+
+static int cmd_bundle_set(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"trust-domain", required_argument, NULL, 't'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *td_arg = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    struct store_fed_bundle row;
+    struct store_fed_bundle old;
+    struct bundle *b = NULL;
+    struct store *st = NULL;
+    struct ly_buf json;
+    int replaced = 0;
+    int rc;
+    int o;
+
+    ly_buf_init(&json, 0);
+    memset(&row, 0, sizeof(row));
+    memset(&old, 0, sizeof(old));
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 't':
+            td_arg = optarg;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc - 1 || td_arg == NULL) {
+        return -2;
+    }
+    if (parse_td_opt(c, "--trust-domain", td_arg, td, sizeof(td)) < 0 ||
+        open_entry_store(c, &st, own, sizeof(own)) < 0) {
+        goto out_fail;
+    }
+    if (strcmp(td, own) == 0) {
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--trust-domain %s is this data directory's own trust domain; its bundle "
+                      "comes from its CA (lanyard bundle show)",
+                      own);
+        goto out_fail;
+    }
+    if (load_foreign_bundle(c, td, argv[optind], 0, "bundle file", &b) < 0 ||
+        fed_row_from_bundle(c, b, "static", &row, &json) < 0 ||
+        store_fed_bundle_get(st, td, &old, &replaced, &c->err) < 0 ||
+        store_fed_bundle_put(st, &row, &c->err) < 0) {
+        goto out_fail;
+    }
+    printf("%s the static bundle of %s: %zu X.509 and %zu JWT authorit%s", replaced ? "replaced"
+                                                                                    : "set",
+           td, bundle_x509_count(b), bundle_jwt_count(b),
+           bundle_jwt_count(b) == 1 ? "y" : "ies");
+    if (row.sequence >= 0) {
+        printf(", sequence %lld", (long long)row.sequence);
+    }
+    printf("\n");
+    rc = write_stdout(NULL, 0);
+    goto out;
+out_fail:
+    rc = fed_fail(c, "bundle set");
+out:
+    store_close(st);
+    store_fed_bundle_clear(&old);
+    bundle_free(b);
+    ly_buf_free(&json);
+    return rc;
+}
+
+static int cmd_bundle_list(struct cli *c, int argc, char **argv)
+{
+    struct store_fed_bundle *list = NULL;
+    struct ca_state *ca = NULL;
+    struct bundle *local = NULL;
+    struct store *st = NULL;
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    json_t *arr = NULL;
+    uint64_t seq = 0;
+    int64_t hint = 0;
+    size_t n = 0;
+    size_t i;
+    int json = 0;
+    int rc;
+
+    if (json_data_opts(c, argc, argv, &json) < 0) {
+        return -2;
+    }
+    if (open_entry_store(c, &st, own, sizeof(own)) < 0 ||
+        store_fed_bundle_list(st, &list, &n, &c->err) < 0) {
+        store_close(st);
+        return fail(c, "bundle list");
+    }
+    store_close(st);
+    rc = ca_open(c->data_dir, &ca, &c->err);
+    if (rc == 0) {
+        rc = ca_bundle(ca, ly_time_now(), &local, &c->err);
+    }
+    ca_close(ca);
+    if (rc == 0 && json) {
+        arr = json_array();
+        if (arr == NULL ||
+            json_array_append_new(
+                arr, json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:n}", "trust_domain", own,
+                               "source", "local",
+                               "sequence", bundle_get_sequence(local, &seq) == 0 &&
+                                                   seq <= (uint64_t)INT64_MAX
+                                               ? json_integer((json_int_t)seq)
+                                               : json_null(),
+                               "refresh_hint", bundle_get_refresh_hint(local, &hint) == 0
+                                                   ? json_integer((json_int_t)hint)
+                                                   : json_null(),
+                               "x509_count", (json_int_t)bundle_x509_count(local), "jwt_count",
+                               (json_int_t)bundle_jwt_count(local), "updated_at")) != 0) {
+            rc = ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory building JSON");
+        }
+    } else if (rc == 0) {
+        printf("%s source=local sequence=%llu x509=%zu jwt=%zu updated=-\n", own,
+               bundle_get_sequence(local, &seq) == 0 ? (unsigned long long)seq : 0ull,
+               bundle_x509_count(local), bundle_jwt_count(local));
+    }
+    bundle_free(local);
+    for (i = 0; rc == 0 && i < n; i++) {
+        struct bundle *b = NULL;
+        char when[40];
+        rc = fed_row_parse(c, &list[i], &b);
+        if (rc < 0) {
+            break;
+        }
+        if (json) {
+            json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:I, s:I, s:o}", "trust_domain",
+                                  list[i].trust_domain, "source", list[i].source, "sequence",
+                                  json_opt_int(list[i].sequence), "refresh_hint",
+                                  json_opt_int(list[i].refresh_hint), "x509_count",
+                                  (json_int_t)bundle_x509_count(b), "jwt_count",
+                                  (json_int_t)bundle_jwt_count(b), "updated_at",
+                                  json_when(list[i].updated_at));
+            if (o == NULL || json_array_append_new(arr, o) != 0) {
+                rc = ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory building JSON");
+            }
+        } else {
+            printf("%s source=%s sequence=", list[i].trust_domain, list[i].source);
+            if (list[i].sequence >= 0) {
+                printf("%lld", (long long)list[i].sequence);
+            } else {
+                printf("-");
+            }
+            printf(" x509=%zu jwt=%zu updated=%s\n", bundle_x509_count(b), bundle_jwt_count(b),
+                   fmt_when(list[i].updated_at, when, sizeof(when)));
+        }
+        bundle_free(b);
+    }
+    store_fed_bundle_list_free(list, n);
+    if (rc < 0) {
+        json_decref(arr);
+        return fail(c, "bundle list");
+    }
+    return json ? print_json(c, arr) : write_stdout(NULL, 0);
+}
+
+static int cmd_bundle_delete(struct cli *c, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"trust-domain", required_argument, NULL, 't'},
+        {"data", required_argument, NULL, 'd'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *td_arg = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    struct store *st = NULL;
+    int rc;
+    int o;
+
+    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (o) {
+        case 't':
+            td_arg = optarg;
+            break;
+        case 'd':
+            c->data_dir = optarg;
+            break;
+        default:
+            return -2;
+        }
+    }
+    if (optind != argc || td_arg == NULL) {
+        return -2;
+    }
+    if (parse_td_opt(c, "--trust-domain", td_arg, td, sizeof(td)) < 0 ||
+        open_entry_store(c, &st, own, sizeof(own)) < 0) {
+        return fail(c, "bundle delete");
+    }
+    if (strcmp(td, own) == 0) {
+        store_close(st);
+        ly_error_setx(&c->err, LY_ERR_USAGE, 0,
+                      "--trust-domain %s is this data directory's own trust domain; its bundle "
+                      "comes from its CA and cannot be deleted",
+                      own);
+        return fail(c, "bundle delete");
+    }
+    rc = store_fed_bundle_delete(st, td, &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fed_fail(c, "bundle delete");
+    }
+    printf("deleted the static bundle of %s\n", td);
+    return write_stdout(NULL, 0);
+}
+
+/* `bundle show --trust-domain TD` for a foreign TD: its federated bundle from the store. */
+static int show_federated_bundle(struct cli *c, struct store *st, const char *td,
+                                 const char *format)
+{
+    struct store_fed_bundle row;
+    struct bundle *b = NULL;
+    struct ly_buf out;
+    int found = 0;
+    int rc;
+
+    ly_buf_init(&out, 0);
+    rc = store_fed_bundle_get(st, td, &row, &found, &c->err);
+    if (rc == 0 && !found) {
+        rc = ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                           "no bundle for trust domain %s (see lanyard bundle list)", td);
+    }
+    if (rc == 0) {
+        rc = fed_row_parse(c, &row, &b);
+    }
+    if (rc == 0 && strcmp(format, "pem") == 0 && bundle_x509_count(b) == 0) {
+        rc = ly_error_setx(&c->err, LY_ERR_PARSE, 0,
+                           "the bundle of %s has no X.509 authority to print as PEM", td);
+    }
+    if (rc == 0) {
+        rc = strcmp(format, "pem") == 0 ? bundle_codec_write_pem(b, &out, &c->err)
+                                        : bundle_codec_write_json(b, &out, &c->err);
+    }
+    store_fed_bundle_clear(&row);
+    bundle_free(b);
+    if (rc < 0) {
+        ly_buf_free(&out);
+        return fail(c, "bundle show");
     }
     return print_buf(&out);
 }
@@ -2751,11 +3892,64 @@ static const struct cli_cmd commands[] = {
      "  FILE is a PEM bundle or a SPIFFE bundle JSON; without --bundle the local CA's bundle.\n"
      "  Accepted: exit 0, first line the SPIFFE ID. Rejected: exit 1, reason on stderr.",
      cmd_svid_verify},
-    {"bundle", "show", "bundle show [--format spiffe|pem]",
-     "Print this trust domain's trust bundle (SPIFFE bundle JSON by default).", cmd_bundle_show},
+    {"bundle", "show", "bundle show [--format spiffe|pem] [--trust-domain TD]",
+     "Print this trust domain's trust bundle (SPIFFE bundle JSON by default). With\n"
+     "  --trust-domain naming another trust domain, print its federated bundle as stored\n"
+     "  (fetched from its bundle endpoint, its bootstrap bundle, or set with bundle set).",
+     cmd_bundle_show},
     {"bundle", "parse", "bundle parse --trust-domain TD FILE",
      "Parse a bundle file (PEM or SPIFFE JSON) and print a JSON summary of it.",
      cmd_bundle_parse},
+    {"bundle", "set", "bundle set --trust-domain TD FILE",
+     "Set a static federated bundle for another trust domain: FILE (SPIFFE bundle JSON or PEM;\n"
+     "  - for standard input) is stored as SPIFFE bundle JSON and sent to the workloads of\n"
+     "  entries created with --federates-with TD. Replaces an earlier static bundle. Refused:\n"
+     "  this data directory's own trust domain, a file that does not parse or holds no\n"
+     "  authority, X.509 authorities of another trust domain, and a trust domain that has a\n"
+     "  federation relationship (its bundle is fetched; delete the relationship first).",
+     cmd_bundle_set},
+    {"bundle", "list", "bundle list [--json]",
+     "List the trust bundles: this trust domain's own (source local) and every federated one\n"
+     "  (source endpoint, bootstrap or static), one line each (trust domain, source, sequence,\n"
+     "  X.509 and JWT authority counts, last update) or a JSON array.",
+     cmd_bundle_list},
+    {"bundle", "delete", "bundle delete --trust-domain TD",
+     "Delete the static federated bundle of TD (one set with bundle set). The bundle of a\n"
+     "  federation relationship goes only with it (federation delete); this trust domain's own\n"
+     "  bundle cannot be deleted.",
+     cmd_bundle_delete},
+    {"federation", "add",
+     "federation add --trust-domain TD --url URL --profile https_web [--ca FILE] | "
+     "federation add --trust-domain TD --url URL --profile https_spiffe --endpoint-id SPIFFE_ID "
+     "--bootstrap-bundle FILE",
+     "Federate with another trust domain: its bundle is fetched from its bundle endpoint URL\n"
+     "  (https:// with a host; no user info, no fragment) by the running server. Profiles\n"
+     "  (SPIFFE Trust Domain and Bundle 5.2): https_web authenticates the endpoint by its web\n"
+     "  PKI certificate, against the system's CAs or the PEM certificates of --ca FILE;\n"
+     "  https_spiffe by its X509-SVID, which must be --endpoint-id (a SPIFFE ID with a path in\n"
+     "  TD) and verify against TD's bundle, starting from --bootstrap-bundle FILE (SPIFFE\n"
+     "  bundle JSON or PEM, with at least one X.509 authority of TD), which is stored as TD's\n"
+     "  bundle until the first fetch. Refuses this data directory's own trust domain and a\n"
+     "  trust domain that already has a relationship or a static bundle.",
+     cmd_federation_add},
+    {"federation", "list", "federation list [--json]",
+     "List the federation relationships by trust domain: one line each (trust domain,\n"
+     "  profile, URL, endpoint ID, bundle source and sequence, X.509 and JWT authority counts,\n"
+     "  last successful fetch, last error) or a JSON array.",
+     cmd_federation_list},
+    {"federation", "show", "federation show TD [--json]",
+     "Show one federation relationship: its endpoint and profile, trust anchors, fetch state\n"
+     "  (last attempt, last success, last error) and its bundle (source, sequence, refresh\n"
+     "  hint, X.509 authorities with SHA-256 and subject, JWT authorities). Exit 1 when TD\n"
+     "  has no relationship.",
+     cmd_federation_show},
+    {"federation", "delete", "federation delete TD",
+     "Delete the federation relationship with TD and its bundle (one transaction). Entries\n"
+     "  that federate with TD keep the name; their workloads no longer receive a bundle for it.",
+     cmd_federation_delete},
+    {"federation", "refresh", "federation refresh TD",
+     "Fetch TD's bundle from its bundle endpoint now (not available yet).",
+     cmd_federation_refresh},
     {"jwt", "mint",
      "jwt mint --id SPIFFE_ID --audience AUD [--audience AUD]... [--ttl DURATION]",
      "Issue a JWT-SVID (ES256) signed by this trust domain's JWT key (default TTL 5m).",
@@ -2788,16 +3982,18 @@ static const struct cli_cmd commands[] = {
      cmd_token_verify},
     {"entry", "create",
      "entry create --id SPIFFE_ID --selector S [--selector S]... [--ttl DURATION] "
-     "[--dns NAME]... [--hint TEXT]",
+     "[--dns NAME]... [--hint TEXT] [--federates-with TD]...",
      "Register a workload: the SPIFFE ID (in this trust domain) it gets when ALL selectors\n"
      "  hold. Selectors: unix:uid:N unix:gid:N unix:user:NAME unix:group:NAME\n"
      "  unix:supplementary_gid:N unix:supplementary_group:NAME unix:path:/ABS unix:sha256:HEX.\n"
-     "  Default TTL 1h (10s to 30d). Prints the new entry's id. An entry with the same\n"
-     "  SPIFFE ID and selectors is refused.",
+     "  Default TTL 1h (10s to 30d). --federates-with TD (up to 32) also gives its workloads\n"
+     "  the bundle of another trust domain TD (federation add or bundle set; it may be added\n"
+     "  later); this trust domain itself is refused. Prints the new entry's id. An entry with\n"
+     "  the same SPIFFE ID and selectors is refused.",
      cmd_entry_create},
     {"entry", "list", "entry list [--json]",
-     "List registered entries, oldest first: one line each (id, SPIFFE ID, TTL, selectors)\n"
-     "  or a JSON array.",
+     "List registered entries, oldest first: one line each (id, SPIFFE ID, TTL, selectors,\n"
+     "  federated trust domains) or a JSON array.",
      cmd_entry_list},
     {"entry", "show", "entry show ID [--json]", "Show one registered entry.", cmd_entry_show},
     {"entry", "delete", "entry delete ID", "Delete a registered entry.", cmd_entry_delete},

@@ -791,6 +791,21 @@ int entry_validate(struct entry *e, const char *trust_domain, struct ly_error *e
             goto err;
         }
     }
+    if (e->n_federates_with > ENTRY_MAX_FEDERATES) {
+        rc = ly_error_setx(err, LY_ERR_PARSE, ENTRY_R_FEDERATES,
+                           "an entry federates with at most %d trust domains",
+                           ENTRY_MAX_FEDERATES);
+        goto err;
+    }
+    /* A workload always holds its own trust domain's bundle; naming it again is a mistake. */
+    for (i = 0; trust_domain != NULL && i < e->n_federates_with; i++) {
+        if (strcmp(e->federates_with[i], trust_domain) == 0) {
+            rc = ly_error_setx(err, LY_ERR_USAGE, ENTRY_R_FEDERATES,
+                               "cannot federate with %s: it is this broker's own trust domain",
+                               trust_domain);
+            goto err;
+        }
+    }
     rc = 0;
 err:
     free(id);

@@ -174,7 +174,8 @@ int entry_add_federates_with(struct entry *e, const char *td, size_t len, struct
 /*
  * Check a whole entry before it is stored: a SPIFFE ID with a path, in `trust_domain` when that
  * is not NULL (ENTRY_R_TRUST_DOMAIN, LY_ERR_USAGE), 1..ENTRY_MAX_SELECTORS valid distinct
- * selectors, TTL in range, valid DNS names and hint. Sorts the selectors into canonical order.
+ * selectors, TTL in range, valid DNS names and hint, and no federated trust domain equal to
+ * `trust_domain` (ENTRY_R_FEDERATES, LY_ERR_USAGE). Sorts the selectors into canonical order.
  * Returns 0, LY_ERR_PARSE (invalid content) or LY_ERR_USAGE (other trust domain).
  */
 int entry_validate(struct entry *e, const char *trust_domain, struct ly_error *err)

@@ -6,8 +6,10 @@
 #include "store.h"
 #include "store_internal.h"
 
+#include "../common/ly_guard.h"
 #include "../common/ly_text.h"
 #include "../common/ly_time.h"
+#include "../svid/spiffeid.h"
 #include "consent.h"
 #include "entry.h"
 
@@ -22,7 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STORE_SCHEMA_VERSION 3
+#define STORE_SCHEMA_VERSION 4
 
 /*
  * Statements of the attestation path, kept prepared between calls: the Workload API matches on
@@ -127,9 +129,40 @@ static const char *const schema_v3 =
     "  trust_domain TEXT NOT NULL,"
     "  PRIMARY KEY (consent_id, trust_domain)) WITHOUT ROWID;";
 
+/*
+ * v4: federation. One row per relationship (where and how a foreign trust domain's bundle is
+ * fetched, and the state of the last fetch) and one per federated bundle (fetched, bootstrap or
+ * static). The bundle is not a child row with a foreign key because a static bundle has no
+ * relationship; the invariants between the two tables (store.h) are kept by the writers, each
+ * inside one transaction. Rowid tables: a bundle row can be megabytes.
+ */
+static const char *const schema_v4 =
+    "CREATE TABLE fed_relation ("
+    "  trust_domain TEXT PRIMARY KEY NOT NULL"
+    "    CHECK (length(CAST(trust_domain AS BLOB)) BETWEEN 1 AND 255),"
+    "  url TEXT NOT NULL"
+    "    CHECK (substr(url, 1, 8) = 'https://' AND length(CAST(url AS BLOB)) <= 2047),"
+    "  profile TEXT NOT NULL CHECK (profile IN ('https_web', 'https_spiffe')),"
+    "  endpoint_id TEXT NOT NULL DEFAULT '' CHECK (length(CAST(endpoint_id AS BLOB)) <= 2048),"
+    "  ca_pem BLOB CHECK (ca_pem IS NULL OR length(ca_pem) > 0),"
+    "  created_at INTEGER NOT NULL,"
+    "  last_attempt_at INTEGER NOT NULL DEFAULT 0,"
+    "  last_success_at INTEGER NOT NULL DEFAULT 0,"
+    "  last_error TEXT NOT NULL DEFAULT '' CHECK (length(CAST(last_error AS BLOB)) <= 255),"
+    "  CHECK ((profile = 'https_web' AND endpoint_id = '') OR"
+    "         (profile = 'https_spiffe' AND endpoint_id <> '' AND ca_pem IS NULL)));"
+    "CREATE TABLE fed_bundle ("
+    "  trust_domain TEXT PRIMARY KEY NOT NULL"
+    "    CHECK (length(CAST(trust_domain AS BLOB)) BETWEEN 1 AND 255),"
+    "  json BLOB NOT NULL CHECK (length(json) > 0),"
+    "  sequence INTEGER NOT NULL DEFAULT -1 CHECK (sequence >= -1),"
+    "  refresh_hint INTEGER NOT NULL DEFAULT -1 CHECK (refresh_hint >= -1),"
+    "  source TEXT NOT NULL CHECK (source IN ('endpoint', 'bootstrap', 'static')),"
+    "  updated_at INTEGER NOT NULL);";
+
 /* Schema steps, applied in order from the database's version to STORE_SCHEMA_VERSION. */
-static const char *const schema_steps[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2,
-                                                               schema_v3};
+static const char *const schema_steps[STORE_SCHEMA_VERSION] = {schema_v1, schema_v2, schema_v3,
+                                                               schema_v4};
 
 static int db_error(struct store *s, struct ly_error *err, const char *what)
 {
@@ -289,7 +322,7 @@ static int migrate(struct store *s, int target, struct ly_error *err)
 {
     static const char *const set_version[STORE_SCHEMA_VERSION + 1] = {
         "PRAGMA user_version = 0", "PRAGMA user_version = 1", "PRAGMA user_version = 2",
-        "PRAGMA user_version = 3"};
+        "PRAGMA user_version = 3", "PRAGMA user_version = 4"};
     int version;
     int rc;
 
@@ -2151,4 +2184,708 @@ int store_data_version(struct store *s, int64_t *version, struct ly_error *err)
     }
     stmt_put(st, cached);
     return rc;
+}
+
+/* ---- federation -------------------------------------------------------------------------- */
+
+/* A bare, canonical trust domain name (never a SPIFFE ID, never with upper case). */
+static int fed_check_td(const char *td, const char *what, struct ly_error *err)
+{
+    char canon[SPIFFEID_TD_MAX_LEN + 1];
+    struct ly_error why;
+    char x[160];
+
+    ly_error_clear(&why);
+    if (td == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "%s: no trust domain given", what);
+    }
+    if (spiffeid_parse_trust_domain(td, strlen(td), canon, sizeof(canon), &why) < 0 ||
+        strcmp(canon, td) != 0) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "%s: '%s' is not a bare trust domain name%s%s",
+                             what, ly_text_escape(td, strlen(td), 64, x, sizeof(x)),
+                             why.msg[0] != '\0' ? ": " : "", why.msg);
+    }
+    return 0;
+}
+
+/* 1 when the fixed-size field holds a NUL-terminated string. */
+static int fed_terminated(const char *field, size_t size)
+{
+    return memchr(field, '\0', size) != NULL;
+}
+
+static int fed_check_relation(const struct store_fed_relation *r, struct ly_error *err)
+{
+    int web;
+
+    if (r == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federation relationship: none given");
+    }
+    if (!fed_terminated(r->trust_domain, sizeof(r->trust_domain)) ||
+        !fed_terminated(r->url, sizeof(r->url)) ||
+        !fed_terminated(r->profile, sizeof(r->profile)) ||
+        !fed_terminated(r->endpoint_id, sizeof(r->endpoint_id))) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federation relationship: a text field is not terminated");
+    }
+    LY_GUARD(fed_check_td(r->trust_domain, "federation relationship", err));
+    if (strncmp(r->url, "https://", 8) != 0 || r->url[8] == '\0') {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federation relationship %s: the URL must start with https://",
+                             r->trust_domain);
+    }
+    web = strcmp(r->profile, "https_web") == 0;
+    if (!web && strcmp(r->profile, "https_spiffe") != 0) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federation relationship %s: profile must be https_web or "
+                             "https_spiffe",
+                             r->trust_domain);
+    }
+    if (web && r->endpoint_id[0] != '\0') {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federation relationship %s: https_web takes no endpoint ID",
+                             r->trust_domain);
+    }
+    if (!web && (r->endpoint_id[0] == '\0' || r->ca_pem != NULL)) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federation relationship %s: https_spiffe needs an endpoint ID and "
+                             "takes no CA certificates",
+                             r->trust_domain);
+    }
+    if ((r->ca_pem == NULL) != (r->ca_len == 0) || r->ca_len > STORE_FED_CA_MAX) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federation relationship %s: CA certificates of %zu bytes (1 .. %u)",
+                             r->trust_domain, r->ca_len, STORE_FED_CA_MAX);
+    }
+    return 0;
+}
+
+static int fed_check_bundle_fields(const struct store_fed_bundle *b, struct ly_error *err)
+{
+    if (b == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federated bundle: none given");
+    }
+    if (!fed_terminated(b->trust_domain, sizeof(b->trust_domain)) ||
+        !fed_terminated(b->source, sizeof(b->source))) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federated bundle: a text field is not "
+                                                   "terminated");
+    }
+    LY_GUARD(fed_check_td(b->trust_domain, "federated bundle", err));
+    if (b->json == NULL || b->len == 0 || b->len > STORE_FED_JSON_MAX) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federated bundle %s: %zu bytes of JSON (1 .. %u)", b->trust_domain,
+                             b->json == NULL ? (size_t)0 : b->len, STORE_FED_JSON_MAX);
+    }
+    if (b->sequence < -1 || b->refresh_hint < -1) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federated bundle %s: sequence and refresh hint are -1 or more",
+                             b->trust_domain);
+    }
+    return 0;
+}
+
+/*
+ * The relationship's URL when td has one: 1 (url copied), 0 none, < 0 error. url may be NULL
+ * when only existence matters.
+ */
+static int fed_relation_url(struct store *s, const char *td, char *url, size_t urlsz,
+                            struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT url FROM fed_relation WHERE trust_domain = ?1", &st, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, td, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+    } else if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+        rc = 0;
+    } else if (rc != SQLITE_ROW) {
+        rc = db_error(s, err, "reading federation relationship");
+    } else if (url != NULL && copy_text(url, urlsz, st, 0) < 0) {
+        rc = ly_error_setx(err, LY_ERR_IO, 0, "database: malformed federation relationship %s",
+                           td);
+    } else {
+        rc = 1;
+    }
+    (void)sqlite3_finalize(st); /* read-only; errors were reported above */
+    return rc;
+}
+
+/* The source of td's federated bundle: 1 (copied), 0 none, < 0 error. */
+static int fed_bundle_source(struct store *s, const char *td, char *src, size_t srcsz,
+                             struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, "SELECT source FROM fed_bundle WHERE trust_domain = ?1", &st, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, td, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+    } else if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+        rc = 0;
+    } else if (rc != SQLITE_ROW) {
+        rc = db_error(s, err, "reading federated bundle");
+    } else if (copy_text(src, srcsz, st, 0) < 0) {
+        rc = ly_error_setx(err, LY_ERR_IO, 0, "database: malformed federated bundle %s", td);
+    } else {
+        rc = 1;
+    }
+    (void)sqlite3_finalize(st); /* read-only; errors were reported above */
+    return rc;
+}
+
+/* INSERT or replace one bundle row (source given separately: the bootstrap path forces it). */
+static int fed_bundle_write(struct store *s, const struct store_fed_bundle *b, const char *source,
+                            struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int64_t updated = b->updated_at != 0 ? b->updated_at : ly_time_now();
+    int rc = prepare(s,
+                     "INSERT INTO fed_bundle(trust_domain, json, sequence, refresh_hint, source,"
+                     " updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                     " ON CONFLICT(trust_domain) DO UPDATE SET json = excluded.json,"
+                     " sequence = excluded.sequence, refresh_hint = excluded.refresh_hint,"
+                     " source = excluded.source, updated_at = excluded.updated_at",
+                     &st, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    /* fed_check_bundle_fields capped len at STORE_FED_JSON_MAX, far below INT_MAX. */
+    if (sqlite3_bind_text(st, 1, b->trust_domain, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_blob(st, 2, b->json, (int)b->len, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 3, b->sequence) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 4, b->refresh_hint) != SQLITE_OK ||
+        sqlite3_bind_text(st, 5, source, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 6, updated) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st); /* the bind error is what we report */
+        return rc;
+    }
+    return step_done(s, st, "recording federated bundle", err);
+}
+
+int store_fed_relation_add(struct store *s, const struct store_fed_relation *r,
+                           const struct store_fed_bundle *bootstrap, struct ly_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    char url[2048];
+    char src[16];
+    int own = 0;
+    int rc = fed_check_relation(r, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    if (bootstrap != NULL) {
+        rc = fed_check_bundle_fields(bootstrap, err);
+        if (rc < 0) {
+            return rc;
+        }
+        if (strcmp(bootstrap->trust_domain, r->trust_domain) != 0) {
+            return ly_error_setx(err, LY_ERR_USAGE, 0,
+                                 "the bootstrap bundle is for %s, not for %s",
+                                 bootstrap->trust_domain, r->trust_domain);
+        }
+    }
+    rc = tx_begin(s, &own, err);
+    if (rc < 0) {
+        return rc;
+    }
+    /* Both checks inside the write transaction: no other writer can slip in between. */
+    rc = fed_relation_url(s, r->trust_domain, url, sizeof(url), err);
+    if (rc == 1) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_EXISTS,
+                           "a federation relationship with trust domain %s already exists "
+                           "(bundle endpoint %s)",
+                           r->trust_domain, url);
+    }
+    if (rc == 0) {
+        rc = fed_bundle_source(s, r->trust_domain, src, sizeof(src), err);
+        if (rc == 1) {
+            rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_CONFLICT,
+                               "trust domain %s already has a %s bundle; delete it first "
+                               "(lanyard bundle delete --trust-domain %s)",
+                               r->trust_domain, src, r->trust_domain);
+        }
+    }
+    if (rc == 0) {
+        rc = prepare(s,
+                     "INSERT INTO fed_relation(trust_domain, url, profile, endpoint_id, ca_pem,"
+                     " created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     &st, err);
+    }
+    if (rc == 0) {
+        /* ca_len was capped at STORE_FED_CA_MAX by fed_check_relation. */
+        if (sqlite3_bind_text(st, 1, r->trust_domain, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 2, r->url, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 3, r->profile, -1, SQLITE_STATIC) != SQLITE_OK ||
+            sqlite3_bind_text(st, 4, r->endpoint_id, -1, SQLITE_STATIC) != SQLITE_OK ||
+            (r->ca_pem != NULL
+                 ? sqlite3_bind_blob(st, 5, r->ca_pem, (int)r->ca_len, SQLITE_STATIC)
+                 : sqlite3_bind_null(st, 5)) != SQLITE_OK ||
+            sqlite3_bind_int64(st, 6, r->created_at != 0 ? r->created_at : ly_time_now()) !=
+                SQLITE_OK) {
+            rc = db_error(s, err, "bind");
+            (void)sqlite3_finalize(st); /* the bind error is what we report */
+        } else {
+            rc = step_done(s, st, "recording federation relationship", err);
+        }
+    }
+    if (rc == 0 && bootstrap != NULL) {
+        rc = fed_bundle_write(s, bootstrap, "bootstrap", err);
+    }
+    return tx_end(s, own, rc, err);
+}
+
+/*
+ * Fill r from a row (trust_domain, url, profile, endpoint_id, ca_pem, created_at,
+ * last_attempt_at, last_success_at, last_error): 0, or -1 when a column is malformed or memory
+ * ran out (r->ca_pem may then be set: the caller clears r).
+ */
+static int fed_relation_from_row(sqlite3_stmt *st, struct store_fed_relation *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (copy_text(r->trust_domain, sizeof(r->trust_domain), st, 0) < 0 ||
+        copy_text(r->url, sizeof(r->url), st, 1) < 0 ||
+        copy_text(r->profile, sizeof(r->profile), st, 2) < 0 ||
+        copy_text(r->endpoint_id, sizeof(r->endpoint_id), st, 3) < 0 ||
+        copy_text(r->last_error, sizeof(r->last_error), st, 8) < 0) {
+        return -1;
+    }
+    if (sqlite3_column_type(st, 4) != SQLITE_NULL && copy_blob(&r->ca_pem, &r->ca_len, st, 4) < 0) {
+        return -1;
+    }
+    r->created_at = sqlite3_column_int64(st, 5);
+    r->last_attempt_at = sqlite3_column_int64(st, 6);
+    r->last_success_at = sqlite3_column_int64(st, 7);
+    return 0;
+}
+
+void store_fed_relation_clear(struct store_fed_relation *r)
+{
+    if (r == NULL) {
+        return;
+    }
+    free(r->ca_pem);
+    r->ca_pem = NULL;
+    r->ca_len = 0;
+}
+
+void store_fed_relation_list_free(struct store_fed_relation *list, size_t n)
+{
+    size_t i;
+
+    if (list == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        store_fed_relation_clear(&list[i]);
+    }
+    free(list);
+}
+
+int store_fed_relation_get(struct store *s, const char *td, struct store_fed_relation *out,
+                           int *found, struct ly_error *err)
+{
+    static const char sql[] = "SELECT trust_domain, url, profile, endpoint_id, ca_pem,"
+                              " created_at, last_attempt_at, last_success_at, last_error"
+                              " FROM fed_relation WHERE trust_domain = ?1";
+    sqlite3_stmt *st;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    *found = 0;
+    if (td == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federation relationship: no trust domain");
+    }
+    rc = prepare(s, sql, &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, td, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+    } else if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+        rc = 0;
+    } else if (rc != SQLITE_ROW) {
+        rc = db_error(s, err, "reading federation relationship");
+    } else if (fed_relation_from_row(st, out) < 0) {
+        store_fed_relation_clear(out);
+        memset(out, 0, sizeof(*out));
+        rc = ly_error_setx(err, LY_ERR_IO, 0,
+                           "database: malformed federation relationship (or out of memory)");
+    } else {
+        *found = 1;
+        rc = 0;
+    }
+    (void)sqlite3_finalize(st); /* read-only; errors were reported above */
+    return rc;
+}
+
+int store_fed_relation_list(struct store *s, struct store_fed_relation **out, size_t *n,
+                            struct ly_error *err)
+{
+    static const char sql[] = "SELECT trust_domain, url, profile, endpoint_id, ca_pem,"
+                              " created_at, last_attempt_at, last_success_at, last_error"
+                              " FROM fed_relation ORDER BY trust_domain";
+    struct store_fed_relation *list = NULL;
+    sqlite3_stmt *st;
+    size_t cnt = 0;
+    size_t cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = prepare(s, sql, &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        void *g = grow_array(list, &cap, cnt, sizeof(*list), 4, err);
+        if (g == NULL) {
+            rc = LY_ERR_NOMEM;
+            goto fail;
+        }
+        list = g;
+        if (fed_relation_from_row(st, &list[cnt]) < 0) {
+            store_fed_relation_clear(&list[cnt]);
+            rc = ly_error_setx(err, LY_ERR_IO, 0,
+                               "database: malformed federation relationship (or out of memory)");
+            goto fail;
+        }
+        cnt++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = db_error(s, err, "listing federation relationships");
+        goto fail;
+    }
+    (void)sqlite3_finalize(st); /* read-only, fully stepped */
+    *out = list;
+    *n = cnt;
+    return 0;
+fail:
+    (void)sqlite3_finalize(st); /* the error above is what we report */
+    store_fed_relation_list_free(list, cnt);
+    return rc;
+}
+
+/* Run "DELETE ... WHERE trust_domain = ?1"; *changes receives the number of rows removed. */
+static int fed_delete_rows(struct store *s, const char *sql, const char *td, int *changes,
+                           const char *what, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc = prepare(s, sql, &st, err);
+
+    *changes = 0;
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, td, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st); /* the bind error is what we report */
+        return rc;
+    }
+    rc = step_done(s, st, what, err);
+    if (rc == 0) {
+        *changes = sqlite3_changes(s->db);
+    }
+    return rc;
+}
+
+int store_fed_relation_delete(struct store *s, const char *td, struct ly_error *err)
+{
+    int changes = 0;
+    int own = 0;
+    int rc;
+
+    if (td == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federation relationship: no trust domain");
+    }
+    rc = tx_begin(s, &own, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = fed_delete_rows(s, "DELETE FROM fed_relation WHERE trust_domain = ?1", td, &changes,
+                         "deleting federation relationship", err);
+    if (rc == 0 && changes == 0) {
+        char x[160];
+        rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_NOT_FOUND,
+                           "no federation relationship with trust domain %s",
+                           ly_text_escape(td, strlen(td), 64, x, sizeof(x)));
+    }
+    if (rc == 0) {
+        rc = fed_delete_rows(s, "DELETE FROM fed_bundle WHERE trust_domain = ?1", td, &changes,
+                             "deleting federated bundle", err);
+    }
+    return tx_end(s, own, rc, err);
+}
+
+int store_fed_relation_status(struct store *s, const char *td, int64_t at, int success,
+                              const char *error, struct ly_error *err)
+{
+    char msg[STORE_FED_ERROR_MAX + 1];
+    sqlite3_stmt *st;
+    size_t n = 0;
+    int rc;
+
+    if (td == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federation relationship: no trust domain");
+    }
+    msg[0] = '\0';
+    if (!success) {
+        if (error == NULL || error[0] == '\0') {
+            error = "failed (no reason given)";
+        }
+        n = strlen(error);
+        if (n > STORE_FED_ERROR_MAX) {
+            /* Cut before a UTF-8 continuation byte, never inside a character. */
+            n = STORE_FED_ERROR_MAX;
+            while (n > 0 && ((unsigned char)error[n] & 0xC0) == 0x80) {
+                n--;
+            }
+        }
+        memcpy(msg, error, n);
+        msg[n] = '\0';
+    }
+    rc = prepare(s,
+                 "UPDATE fed_relation SET last_attempt_at = ?2,"
+                 " last_success_at = CASE WHEN ?3 THEN ?2 ELSE last_success_at END,"
+                 " last_error = ?4 WHERE trust_domain = ?1",
+                 &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, td, -1, SQLITE_STATIC) != SQLITE_OK ||
+        sqlite3_bind_int64(st, 2, at) != SQLITE_OK ||
+        sqlite3_bind_int(st, 3, success ? 1 : 0) != SQLITE_OK ||
+        sqlite3_bind_text(st, 4, msg, (int)n, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+        (void)sqlite3_finalize(st); /* the bind error is what we report */
+        return rc;
+    }
+    rc = step_done(s, st, "recording federation fetch state", err);
+    if (rc == 0 && sqlite3_changes(s->db) == 0) {
+        char x[160];
+        rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_NOT_FOUND,
+                           "no federation relationship with trust domain %s",
+                           ly_text_escape(td, strlen(td), 64, x, sizeof(x)));
+    }
+    return rc;
+}
+
+int store_fed_bundle_put(struct store *s, const struct store_fed_bundle *b, struct ly_error *err)
+{
+    char url[2048];
+    int is_static;
+    int own = 0;
+    int rc = fed_check_bundle_fields(b, err);
+
+    if (rc < 0) {
+        return rc;
+    }
+    is_static = strcmp(b->source, "static") == 0;
+    if (!is_static && strcmp(b->source, "endpoint") != 0 &&
+        strcmp(b->source, "bootstrap") != 0) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0,
+                             "federated bundle %s: source must be endpoint, bootstrap or static",
+                             b->trust_domain);
+    }
+    rc = tx_begin(s, &own, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = fed_relation_url(s, b->trust_domain, url, sizeof(url), err);
+    if (rc == 1 && is_static) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_CONFLICT,
+                           "%s is fetched from %s; delete the relationship first "
+                           "(lanyard federation delete %s)",
+                           b->trust_domain, url, b->trust_domain);
+    } else if (rc == 0 && !is_static) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_NOT_FOUND,
+                           "no federation relationship with trust domain %s: a %s bundle is "
+                           "kept only with its relationship",
+                           b->trust_domain, b->source);
+    } else if (rc > 0) {
+        rc = 0;
+    }
+    if (rc == 0) {
+        rc = fed_bundle_write(s, b, b->source, err);
+    }
+    return tx_end(s, own, rc, err);
+}
+
+/* Fill b from a row (trust_domain, json, sequence, refresh_hint, source, updated_at). */
+static int fed_bundle_from_row(sqlite3_stmt *st, struct store_fed_bundle *b)
+{
+    const void *v;
+    size_t n;
+
+    memset(b, 0, sizeof(*b));
+    if (copy_text(b->trust_domain, sizeof(b->trust_domain), st, 0) < 0 ||
+        copy_text(b->source, sizeof(b->source), st, 4) < 0) {
+        return -1;
+    }
+    v = sqlite3_column_blob(st, 1);
+    n = (size_t)sqlite3_column_bytes(st, 1);
+    if (v == NULL || n == 0 || n > STORE_FED_JSON_MAX) {
+        return -1;
+    }
+    /* NUL-terminated past len, so text parsers can take it as it is. */
+    b->json = malloc(n + 1);
+    if (b->json == NULL) {
+        return -1;
+    }
+    memcpy(b->json, v, n);
+    b->json[n] = '\0';
+    b->len = n;
+    b->sequence = sqlite3_column_int64(st, 2);
+    b->refresh_hint = sqlite3_column_int64(st, 3);
+    b->updated_at = sqlite3_column_int64(st, 5);
+    return 0;
+}
+
+void store_fed_bundle_clear(struct store_fed_bundle *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    free(b->json);
+    b->json = NULL;
+    b->len = 0;
+}
+
+void store_fed_bundle_list_free(struct store_fed_bundle *list, size_t n)
+{
+    size_t i;
+
+    if (list == NULL) {
+        return;
+    }
+    for (i = 0; i < n; i++) {
+        store_fed_bundle_clear(&list[i]);
+    }
+    free(list);
+}
+
+int store_fed_bundle_get(struct store *s, const char *td, struct store_fed_bundle *out,
+                         int *found, struct ly_error *err)
+{
+    sqlite3_stmt *st;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    *found = 0;
+    if (td == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federated bundle: no trust domain");
+    }
+    rc = prepare(s,
+                 "SELECT trust_domain, json, sequence, refresh_hint, source, updated_at"
+                 " FROM fed_bundle WHERE trust_domain = ?1",
+                 &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    if (sqlite3_bind_text(st, 1, td, -1, SQLITE_STATIC) != SQLITE_OK) {
+        rc = db_error(s, err, "bind");
+    } else if ((rc = sqlite3_step(st)) == SQLITE_DONE) {
+        rc = 0;
+    } else if (rc != SQLITE_ROW) {
+        rc = db_error(s, err, "reading federated bundle");
+    } else if (fed_bundle_from_row(st, out) < 0) {
+        store_fed_bundle_clear(out);
+        memset(out, 0, sizeof(*out));
+        rc = ly_error_setx(err, LY_ERR_IO, 0,
+                           "database: malformed federated bundle (or out of memory)");
+    } else {
+        *found = 1;
+        rc = 0;
+    }
+    (void)sqlite3_finalize(st); /* read-only; errors were reported above */
+    return rc;
+}
+
+int store_fed_bundle_list(struct store *s, struct store_fed_bundle **out, size_t *n,
+                          struct ly_error *err)
+{
+    struct store_fed_bundle *list = NULL;
+    sqlite3_stmt *st;
+    size_t cnt = 0;
+    size_t cap = 0;
+    int rc;
+
+    *out = NULL;
+    *n = 0;
+    rc = prepare(s,
+                 "SELECT trust_domain, json, sequence, refresh_hint, source, updated_at"
+                 " FROM fed_bundle ORDER BY trust_domain",
+                 &st, err);
+    if (rc < 0) {
+        return rc;
+    }
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        void *g = grow_array(list, &cap, cnt, sizeof(*list), 4, err);
+        if (g == NULL) {
+            rc = LY_ERR_NOMEM;
+            goto fail;
+        }
+        list = g;
+        if (fed_bundle_from_row(st, &list[cnt]) < 0) {
+            store_fed_bundle_clear(&list[cnt]);
+            rc = ly_error_setx(err, LY_ERR_IO, 0,
+                               "database: malformed federated bundle (or out of memory)");
+            goto fail;
+        }
+        cnt++;
+    }
+    if (rc != SQLITE_DONE) {
+        rc = db_error(s, err, "listing federated bundles");
+        goto fail;
+    }
+    (void)sqlite3_finalize(st); /* read-only, fully stepped */
+    *out = list;
+    *n = cnt;
+    return 0;
+fail:
+    (void)sqlite3_finalize(st); /* the error above is what we report */
+    store_fed_bundle_list_free(list, cnt);
+    return rc;
+}
+
+int store_fed_bundle_delete(struct store *s, const char *td, struct ly_error *err)
+{
+    char url[2048];
+    char x[160];
+    int changes = 0;
+    int own = 0;
+    int rc;
+
+    if (td == NULL) {
+        return ly_error_setx(err, LY_ERR_USAGE, 0, "federated bundle: no trust domain");
+    }
+    rc = tx_begin(s, &own, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = fed_relation_url(s, td, url, sizeof(url), err);
+    if (rc == 1) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_CONFLICT,
+                           "the bundle of %s belongs to its federation relationship (fetched "
+                           "from %s); delete the relationship instead (lanyard federation "
+                           "delete %s)",
+                           td, url, td);
+    }
+    if (rc == 0) {
+        rc = fed_delete_rows(s, "DELETE FROM fed_bundle WHERE trust_domain = ?1", td, &changes,
+                             "deleting federated bundle", err);
+    }
+    if (rc == 0 && changes == 0) {
+        rc = ly_error_setx(err, LY_ERR_USAGE, STORE_FED_R_NOT_FOUND,
+                           "no federated bundle for trust domain %s",
+                           ly_text_escape(td, strlen(td), 64, x, sizeof(x)));
+    }
+    return tx_end(s, own, rc, err);
 }

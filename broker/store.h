@@ -216,8 +216,9 @@ int store_consent_list(struct store *s, const char *user, const char *client_id,
 
 /*
  * SQLite's data version of this connection (PRAGMA data_version): it changes whenever another
- * connection (another process, e.g. `lanyard consent revoke`) commits. Cheap enough to call
- * before every decision, which is how a revocation reaches the very next request.
+ * connection (another process, e.g. `lanyard consent revoke`, `lanyard federation add` or
+ * `lanyard bundle set`) commits. Cheap enough to call before every decision, which is how a
+ * revocation reaches the very next request and how the daemon notices federation changes.
  */
 int store_data_version(struct store *s, int64_t *version, struct ly_error *err) LY_MUST_USE;
 
@@ -253,8 +254,10 @@ struct store_fed_relation {
     char trust_domain[256];
     char url[2048];              /* https://... */
     char profile[16];            /* "https_web" | "https_spiffe" (CHECK constraint) */
-    char endpoint_id[2049];      /* https_spiffe: the endpoint server's SPIFFE ID; "" for https_web */
-    uint8_t *ca_pem;             /* https_web: optional trust anchors (PEM), owned; NULL = the system's */
+    char endpoint_id[2049];      /* https_spiffe: the endpoint server's SPIFFE ID; ""
+                                    for https_web */
+    uint8_t *ca_pem;             /* https_web: optional trust anchors (PEM), owned;
+                                    NULL = the system's */
     size_t ca_len;
     int64_t created_at;
     /* fetch state, written by the daemon after each attempt */

@@ -136,14 +136,14 @@ static void test_migrate_v1_to_v2(void **state)
     assert_int_equal(n, 1);
     entry_list_free(list, n);
     store_close(s);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
     /* Reopening again is a no-op; asking for an older version leaves the newer one alone. */
     assert_int_equal(store_open(f->path, &s, &e), 0);
     store_close(s);
     assert_int_equal(store_open_version(f->path, 1, &s, &e), 0);
     store_close(s);
-    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 3);
-    assert_int_equal(store_open_version(f->path, 4, &s, &e), LY_ERR_USAGE);
+    assert_int_equal(raw_int(f->path, "PRAGMA user_version"), 4);
+    assert_int_equal(store_open_version(f->path, 5, &s, &e), LY_ERR_USAGE);
     assert_null(s);
     /* A newer schema is refused, not downgraded. */
     raw_exec(f->path, "PRAGMA user_version = 9");
