@@ -781,6 +781,13 @@ void ca_close(struct ca_state *ca)
     free(ca);
 }
 
+void ca_set_refresh_hint(struct ca_state *ca, int64_t seconds)
+{
+    if (seconds > 0) {
+        ca->refresh_hint = seconds;
+    }
+}
+
 const char *ca_trust_domain(const struct ca_state *ca)
 {
     return ca->td;

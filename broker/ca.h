@@ -56,6 +56,10 @@ void ca_close(struct ca_state *ca);
 /* The trust domain name (borrowed). */
 const char *ca_trust_domain(const struct ca_state *ca);
 
+/* The spiffe_refresh_hint ca_bundle() puts in this handle's bundles (seconds, > 0; default
+ * CA_DEFAULT_REFRESH_HINT). */
+void ca_set_refresh_hint(struct ca_state *ca, int64_t seconds);
+
 /*
  * This trust domain's bundle: the published X.509 CAs (the prepared next CA, the active one and
  * each retired one that still vouches for an unexpired SVID; see ca_maintain) whose certificate

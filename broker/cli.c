@@ -36,6 +36,8 @@
 #include "consent.h"
 #include "server.h"
 #include "entry.h"
+#include "../federation/fetch.h"
+#include "fedsync.h"
 #include "gateway.h"
 #include "token.h"
 #include "helper.h"
@@ -394,7 +396,24 @@ static int cmd_ca_rotate(struct cli *c, int argc, char **argv)
     }
     {
         json_t *res = NULL;
+        const json_t *at;
+
         rc = try_admin(c, "ca.rotate", NULL, &res);
+        at = rc == 1 ? json_object_get(res, "takes_over_at") : NULL;
+        if (json_is_integer(at)) {
+            /* A server with a bundle endpoint lets the next CA sign only a refresh hint after
+             * publishing it (federated domains fetch it first): the rotation is under way. */
+            rc = ly_time_format_rfc3339((int64_t)json_integer_value(at), until, sizeof(until),
+                                        &c->err);
+            json_decref(res);
+            if (rc < 0) {
+                return fail(c, "ca rotate");
+            }
+            printf("rotating: the next CA is in the published bundle now and takes over at %s\n"
+                   "(one bundle refresh hint later, so federated trust domains hold it first)\n",
+                   until);
+            return write_stdout(NULL, 0);
+        }
         json_decref(res);
     }
     if (rc < 0) {
@@ -2532,14 +2551,50 @@ static int cmd_federation_delete(struct cli *c, int argc, char **argv)
     return write_stdout(NULL, 0);
 }
 
-/* Reserved for the fetch-now command (written with the daemon's fetcher). */
+/*
+ * Fetch now: through the running server when there is one (its fetcher, its streams), else
+ * once from here with the same rules, recorded in the store the same way.
+ */
 static int cmd_federation_refresh(struct cli *c, int argc, char **argv)
 {
-    (void)c;
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "lanyard federation refresh: not available yet\n");
-    return 2;
+    struct store *st = NULL;
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    char own[SPIFFEID_TD_MAX_LEN + 1];
+    char msg[LY_ERROR_MSG_MAX + 64];
+    json_t *args = NULL;
+    json_t *res = NULL;
+    int json = 0;
+    int rc = fed_td_args(c, "federation refresh", argc, argv, 0, &json, td, sizeof(td));
+
+    if (rc != 0) {
+        return rc;
+    }
+    args = json_pack("{s:s}", "trust_domain", td);
+    rc = args != NULL ? try_admin(c, "federation.refresh", args, &res)
+                      : ly_error_setx(&c->err, LY_ERR_NOMEM, 0, "out of memory");
+    json_decref(args);
+    if (rc == 1) {
+        const json_t *m = json_object_get(res, "message");
+        printf("%s\n", json_is_string(m) ? json_string_value(m) : "refreshed");
+        json_decref(res);
+        return write_stdout(NULL, 0);
+    }
+    json_decref(res);
+    if (rc < 0) {
+        return fed_fail(c, "federation refresh");
+    }
+    if (open_entry_store(c, &st, own, sizeof(own)) < 0) {
+        return fail(c, "federation refresh");
+    }
+    /* The daemon's log lines would only repeat, as JSON, the one error printed below. */
+    log_set_level(LOG_ERROR);
+    rc = fedsync_refresh_offline(st, td, FED_FETCH_TIMEOUT_MS + 2000, msg, sizeof(msg), &c->err);
+    store_close(st);
+    if (rc < 0) {
+        return fed_fail(c, "federation refresh");
+    }
+    printf("%s\n", msg);
+    return write_stdout(NULL, 0);
 }
 
 static int cmd_bundle_set(struct cli *c, int argc, char **argv)
@@ -2804,11 +2859,16 @@ static int cmd_server(struct cli *c, int argc, char **argv)
         {"admin-socket", required_argument, NULL, 'a'},
         {"health-listen", required_argument, NULL, 'h'},
         {"log-level", required_argument, NULL, 'l'},
+        {"bundle-endpoint", required_argument, NULL, 'B'},
+        {"bundle-endpoint-profile", required_argument, NULL, 'P'},
+        {"web-cert", required_argument, NULL, 'C'},
+        {"web-key", required_argument, NULL, 'K'},
+        {"bundle-refresh-hint", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     /* Flags are applied after the config file, whatever their order on the line. */
-    const char *keys[8];
-    const char *vals[8];
+    const char *keys[16];
+    const char *vals[16];
     size_t n = 0;
     size_t i;
     const char *config_path = NULL;
@@ -2839,6 +2899,21 @@ static int cmd_server(struct cli *c, int argc, char **argv)
             break;
         case 'l':
             key = "log_level";
+            break;
+        case 'B':
+            key = "bundle_endpoint";
+            break;
+        case 'P':
+            key = "bundle_endpoint_profile";
+            break;
+        case 'C':
+            key = "web_cert";
+            break;
+        case 'K':
+            key = "web_key";
+            break;
+        case 'R':
+            key = "bundle_refresh_hint";
             break;
         default:
             return -2;
@@ -3858,11 +3933,21 @@ static const struct cli_cmd commands[] = {
      "Check a SPIFFE ID; print its trust domain and path, or why it is invalid.", cmd_id_parse},
     {"server", "run",
      "server [run] [--config FILE] [--trust-domain TD] [--workload-socket PATH] "
-     "[--admin-socket PATH] [--health-listen HOST:PORT] [--log-level LEVEL]",
+     "[--admin-socket PATH] [--health-listen HOST:PORT] [--log-level LEVEL] "
+     "[--bundle-endpoint HOST:PORT [--bundle-endpoint-profile https_spiffe|https_web "
+     "--web-cert FILE --web-key FILE] [--bundle-refresh-hint DURATION]]",
      "Run the broker daemon in the foreground: the SPIFFE Workload API, the admin socket and\n"
      "  the health endpoint, with automatic SVID and CA rotation. JSON log lines on stderr.\n"
-     "  SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the config file's log level and TTLs.\n"
-     "  With --trust-domain, an empty data directory is initialised first.",
+     "  SIGTERM/SIGINT stop it cleanly; SIGHUP re-reads the config file's log level and TTLs\n"
+     "  and the bundle endpoint's web certificate.\n"
+     "  With --trust-domain, an empty data directory is initialised first.\n"
+     "  Federation: --bundle-endpoint serves this trust domain's bundle (SPIFFE bundle JSON)\n"
+     "  over HTTPS, authenticated by an SVID the server keeps for spiffe://TD/lanyard/server\n"
+     "  (https_spiffe, the default) or by --web-cert/--web-key (https_web); the bundle carries\n"
+     "  --bundle-refresh-hint (default 5m), and a rotated CA then signs only one refresh hint\n"
+     "  after it was published, so federated domains hold it first. The server also fetches\n"
+     "  the bundle of every trust domain added with 'federation add', at a quarter of its\n"
+     "  refresh hint, keeping the last good one when an endpoint fails or serves one it refuses.",
      cmd_server},
     {"server", "status", "server status [--json]",
      "Ask the running daemon (through its admin socket) for its status.", cmd_server_status},
@@ -3948,7 +4033,9 @@ static const struct cli_cmd commands[] = {
      "  that federate with TD keep the name; their workloads no longer receive a bundle for it.",
      cmd_federation_delete},
     {"federation", "refresh", "federation refresh TD",
-     "Fetch TD's bundle from its bundle endpoint now (not available yet).",
+     "Fetch TD's bundle from its bundle endpoint now and print what happened: through the\n"
+     "  running server when there is one (its workloads get a changed bundle at once), else\n"
+     "  directly, with the same checks. A bundle that fails them is not stored (exit 1).",
      cmd_federation_refresh},
     {"jwt", "mint",
      "jwt mint --id SPIFFE_ID --audience AUD [--audience AUD]... [--ttl DURATION]",

@@ -23,6 +23,9 @@ void config_defaults(struct config *c)
     c->ca_ttl = CA_DEFAULT_TTL;
     c->default_svid_ttl = CA_DEFAULT_SVID_TTL;
     c->jwt_ttl = CA_DEFAULT_JWT_TTL;
+    (void)snprintf(c->bundle_endpoint_profile, sizeof(c->bundle_endpoint_profile),
+                   "https_spiffe");
+    c->bundle_refresh_hint = CA_DEFAULT_REFRESH_HINT;
 }
 
 static int copy_str(char *dst, size_t dstsz, const char *key, const char *v, struct ly_error *err)
@@ -133,6 +136,28 @@ int config_set(struct config *c, const char *key, const char *v, struct ly_error
         rc = set_duration(&n.default_svid_ttl, key, v, CA_MIN_SVID_TTL, CA_MAX_SVID_TTL, err);
     } else if (strcmp(key, "jwt_ttl") == 0) {
         rc = set_duration(&n.jwt_ttl, key, v, CA_MIN_SVID_TTL, CA_MAX_SVID_TTL, err);
+    } else if (strcmp(key, "bundle_endpoint") == 0) {
+        char host[64];
+        int port;
+        rc = v[0] == '\0' ? 0 : config_parse_listen(v, host, sizeof(host), &port, err);
+        if (rc == 0) {
+            rc = copy_str(n.bundle_endpoint, sizeof(n.bundle_endpoint), key, v, err);
+        } else {
+            (void)ly_error_wrap(err, "config bundle_endpoint");
+        }
+    } else if (strcmp(key, "bundle_endpoint_profile") == 0) {
+        rc = strcmp(v, "https_spiffe") == 0 || strcmp(v, "https_web") == 0
+                 ? copy_str(n.bundle_endpoint_profile, sizeof(n.bundle_endpoint_profile), key, v,
+                            err)
+                 : ly_error_setx(err, LY_ERR_PARSE, 0,
+                                 "config bundle_endpoint_profile must be https_spiffe or "
+                                 "https_web");
+    } else if (strcmp(key, "web_cert") == 0 || strcmp(key, "web_key") == 0) {
+        rc = v[0] == '\0' ? ly_error_setx(err, LY_ERR_PARSE, 0, "config %s is empty", key)
+                          : copy_str(key[4] == 'c' ? n.web_cert : n.web_key, CONFIG_PATH_MAX,
+                                     key, v, err);
+    } else if (strcmp(key, "bundle_refresh_hint") == 0) {
+        rc = set_duration(&n.bundle_refresh_hint, key, v, 1, 7 * 86400, err);
     } else {
         return ly_error_setx(err, LY_ERR_PARSE, 0, "unknown config key '%.64s'", key);
     }
@@ -223,6 +248,21 @@ int config_finish(struct config *c, struct ly_error *err)
     if (strcmp(c->workload_socket, c->admin_socket) == 0) {
         return ly_error_setx(err, LY_ERR_PARSE, 0,
                              "workload_socket and admin_socket must differ");
+    }
+    if (strcmp(c->bundle_endpoint_profile, "https_web") == 0) {
+        if (c->bundle_endpoint[0] == '\0') {
+            return ly_error_setx(err, LY_ERR_PARSE, 0,
+                                 "bundle_endpoint_profile https_web needs a bundle_endpoint");
+        }
+        if (c->web_cert[0] == '\0' || c->web_key[0] == '\0') {
+            return ly_error_setx(err, LY_ERR_PARSE, 0,
+                                 "the https_web bundle endpoint needs web_cert and web_key "
+                                 "(its certificate chain and key, PEM)");
+        }
+    } else if (c->web_cert[0] != '\0' || c->web_key[0] != '\0') {
+        return ly_error_setx(err, LY_ERR_PARSE, 0,
+                             "web_cert and web_key are for the https_web bundle endpoint "
+                             "profile only");
     }
     return 0;
 }

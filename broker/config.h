@@ -12,7 +12,12 @@
  *     "health_listen": "127.0.0.1:8089",      ("" disables the health endpoint)
  *     "log_level": "info",                    (debug | info | warn | error)
  *     "ca_key_type": "ec-p256",               (ec-p256 | ed25519)
- *     "ca_ttl": "30d", "default_svid_ttl": "1h", "jwt_ttl": "5m"
+ *     "ca_ttl": "30d", "default_svid_ttl": "1h", "jwt_ttl": "5m",
+ *     "bundle_endpoint": "0.0.0.0:8443",      (HOST:PORT; "" or absent: no bundle endpoint)
+ *     "bundle_endpoint_profile": "https_spiffe", (https_spiffe | https_web)
+ *     "web_cert": "/etc/lanyard/web.pem",     (https_web: certificate chain, PEM)
+ *     "web_key": "/etc/lanyard/web.key",      (https_web: private key, PEM)
+ *     "bundle_refresh_hint": "5m"             (spiffe_refresh_hint of the published bundle)
  *   }
  */
 #ifndef CONFIG_H
@@ -39,9 +44,17 @@ struct config {
     int64_t ca_ttl;
     int64_t default_svid_ttl;
     int64_t jwt_ttl;
+    char bundle_endpoint[64];         /* "host:port"; "" serves no bundle endpoint */
+    char bundle_endpoint_profile[16]; /* "https_spiffe" (default) | "https_web" */
+    char web_cert[CONFIG_PATH_MAX];   /* https_web only */
+    char web_key[CONFIG_PATH_MAX];
+    int64_t bundle_refresh_hint;      /* seconds */
 };
 
-/* Fill with the defaults (data dir "./lanyard-data", health on 127.0.0.1:8089, TTLs 30d/1h/5m). */
+/*
+ * Fill with the defaults (data dir "./lanyard-data", health on 127.0.0.1:8089, TTLs 30d/1h/5m,
+ * no bundle endpoint, refresh hint 5m).
+ */
 void config_defaults(struct config *c);
 
 /*
@@ -59,7 +72,10 @@ int config_load_file(struct config *c, const char *path, struct ly_error *err) L
 int config_set(struct config *c, const char *key, const char *value, struct ly_error *err)
     LY_MUST_USE;
 
-/* Resolve defaults that depend on others (socket paths under data_dir) and check coherence. */
+/*
+ * Resolve defaults that depend on others (socket paths under data_dir) and check coherence: an
+ * https_web bundle endpoint needs web_cert and web_key, which nothing else may set.
+ */
 int config_finish(struct config *c, struct ly_error *err) LY_MUST_USE;
 
 /* Split "host:port" (IPv4 literal or "localhost"; port 1..65535). 0 or LY_ERR_PARSE. */

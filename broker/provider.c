@@ -22,11 +22,22 @@
 #include "store.h"
 
 #define PROVIDER_MAX_IDS 64 /* identities one caller may hold at once */
+#define PROVIDER_MAX_FED 64 /* federated trust domains one caller may receive */
 
 struct held {
     char entry_id[ENTRY_ID_HEX_LEN + 1];
     char *spiffe_id;
     char *hint;
+    char **fed; /* the entry's federates_with (bare trust domain names) */
+    size_t n_fed;
+};
+
+/* A federated trust domain's bundle as the Workload API carries it. */
+struct fedb {
+    char td[SPIFFEID_TD_MAX_LEN + 1];
+    char td_id[SPIFFEID_TD_MAX_LEN + 10]; /* "spiffe://td" */
+    struct ly_buf x509_der;               /* DER certificates, concatenated */
+    struct ly_buf jwks;                   /* JWK Set JSON */
 };
 
 struct caller {
@@ -35,6 +46,8 @@ struct caller {
     struct held held[PROVIDER_MAX_IDS];
     size_t n_held;
     struct workload_x509 out[PROVIDER_MAX_IDS];
+    struct workload_bundle fed_out[PROVIDER_MAX_FED];     /* federated X.509 bundles */
+    struct workload_bundle bundles_out[PROVIDER_MAX_FED + 1]; /* own + federated */
     /*
      * 1 from op_attest until the next op: the entitlement was just read, in the same loop
      * callback (the Workload API attests and sends the first message in one go, and the loop is
@@ -57,6 +70,10 @@ struct provider {
     struct ly_buf jwks;
     struct workload_bundle xb;
     struct workload_bundle jb;
+    /* Federated bundles from the store, reloaded when federation changed. */
+    int fed_dirty;
+    struct fedb *fed;
+    size_t n_fed;
     /* Tokens of the last jwt_mint (borrowed by the caller until the next call). */
     struct ly_buf tokens[PROVIDER_MAX_IDS];
     struct workload_jwt jwts[PROVIDER_MAX_IDS];
@@ -65,30 +82,22 @@ struct provider {
 
 /* ---- bundles ------------------------------------------------------------------------------- */
 
-static int rebuild_bundles(struct provider *p, struct ly_error *err)
+/* A bundle's X.509 authorities as concatenated DER and its JWT authorities as a JWK Set. */
+static int wire_of(const struct bundle *b, struct ly_buf *x509_der, struct ly_buf *jwks,
+                   struct ly_error *err)
 {
-    struct bundle *b = NULL;
     json_t *keys = NULL;
     json_t *doc = NULL;
     char *text = NULL;
     size_t i;
-    int rc;
+    int rc = 0;
 
-    if (!p->dirty) {
-        return 0;
-    }
-    ly_buf_free(&p->x509_der);
-    ly_buf_free(&p->jwks);
-    ly_buf_init(&p->x509_der, 4 * 1024 * 1024);
-    ly_buf_init(&p->jwks, 4 * 1024 * 1024);
-    rc = ca_bundle(p->ca, ly_time_now(), &b, err);
-    if (rc < 0) {
-        return rc;
-    }
+    ly_buf_init(x509_der, 4 * 1024 * 1024);
+    ly_buf_init(jwks, 4 * 1024 * 1024);
     for (i = 0; i < bundle_x509_count(b) && rc == 0; i++) {
         size_t len = 0;
         const uint8_t *der = bundle_x509_authority(b, i, &len);
-        rc = ly_buf_append(&p->x509_der, der, len, err);
+        rc = ly_buf_append(x509_der, der, len, err);
     }
     keys = json_array();
     if (rc == 0 && keys == NULL) {
@@ -110,12 +119,30 @@ static int rebuild_bundles(struct provider *p, struct ly_error *err)
     if (rc == 0) {
         doc = json_pack("{s:O}", "keys", keys);
         text = doc != NULL ? json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        rc = text != NULL ? ly_buf_append_str(&p->jwks, text, err)
+        rc = text != NULL ? ly_buf_append_str(jwks, text, err)
                           : ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
     }
     free(text);
     json_decref(doc);
     json_decref(keys);
+    return rc;
+}
+
+static int rebuild_bundles(struct provider *p, struct ly_error *err)
+{
+    struct bundle *b = NULL;
+    int rc;
+
+    if (!p->dirty) {
+        return 0;
+    }
+    ly_buf_free(&p->x509_der);
+    ly_buf_free(&p->jwks);
+    rc = ca_bundle(p->ca, ly_time_now(), &b, err);
+    if (rc < 0) {
+        return rc;
+    }
+    rc = wire_of(b, &p->x509_der, &p->jwks, err);
     bundle_free(b);
     if (rc < 0) {
         return rc;
@@ -135,14 +162,143 @@ void provider_bundle_changed(struct provider *p)
     p->dirty = 1;
 }
 
+static void fed_clear(struct provider *p)
+{
+    size_t i;
+
+    for (i = 0; i < p->n_fed; i++) {
+        ly_buf_free(&p->fed[i].x509_der);
+        ly_buf_free(&p->fed[i].jwks);
+    }
+    free(p->fed);
+    p->fed = NULL;
+    p->n_fed = 0;
+}
+
+/* Every federated bundle the store holds (fetched, bootstrap or static). */
+static int rebuild_federated(struct provider *p, struct ly_error *err)
+{
+    struct store_fed_bundle *list = NULL;
+    size_t n = 0, i;
+    int rc;
+
+    if (!p->fed_dirty) {
+        return 0;
+    }
+    rc = store_fed_bundle_list(p->store, &list, &n, err);
+    if (rc < 0) {
+        return rc;
+    }
+    fed_clear(p);
+    p->fed = n > 0 ? calloc(n, sizeof(*p->fed)) : NULL;
+    if (n > 0 && p->fed == NULL) {
+        store_fed_bundle_list_free(list, n);
+        return ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
+    }
+    for (i = 0; i < n; i++) {
+        struct fedb *f = &p->fed[p->n_fed];
+        struct bundle *b = NULL;
+        struct ly_error e;
+
+        ly_error_clear(&e);
+        if (bundle_codec_parse_json(list[i].trust_domain, list[i].json, list[i].len, &b, &e) <
+                0 ||
+            wire_of(b, &f->x509_der, &f->jwks, &e) < 0) {
+            /* One unreadable record must not take the others (or the SVIDs) away. */
+            log_event(LOG_WARN, "federation.bundle_unusable", LOG_STR, "trust_domain",
+                      list[i].trust_domain, LOG_STR, "reason", e.msg, LOG_END);
+            ly_buf_free(&f->x509_der);
+            ly_buf_free(&f->jwks);
+            bundle_free(b);
+            continue;
+        }
+        bundle_free(b);
+        (void)snprintf(f->td, sizeof(f->td), "%s", list[i].trust_domain);
+        (void)snprintf(f->td_id, sizeof(f->td_id), "spiffe://%s", list[i].trust_domain);
+        p->n_fed++;
+    }
+    store_fed_bundle_list_free(list, n);
+    p->fed_dirty = 0;
+    return 0;
+}
+
+void provider_federation_changed(struct provider *p)
+{
+    p->fed_dirty = 1;
+}
+
+/* Whether one of the caller's entries federates with td. */
+static int caller_federates(const struct caller *c, const char *td)
+{
+    size_t i, j;
+
+    for (i = 0; i < c->n_held; i++) {
+        for (j = 0; j < c->held[i].n_fed; j++) {
+            if (strcmp(c->held[i].fed[j], td) == 0) {
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+/*
+ * The federated bundles a caller may receive (those its entries federate with) into out, as
+ * X.509 (jwt = 0) or JWT (jwt = 1) bundles. Returns how many.
+ */
+static size_t caller_fed(struct provider *p, const struct caller *c, int jwt,
+                         struct workload_bundle *out, size_t max)
+{
+    size_t i, k = 0;
+
+    for (i = 0; c != NULL && i < p->n_fed && k < max; i++) {
+        if (!caller_federates(c, p->fed[i].td)) {
+            continue;
+        }
+        out[k].td_id = p->fed[i].td_id;
+        out[k].data = jwt ? p->fed[i].jwks.data : p->fed[i].x509_der.data;
+        out[k].len = jwt ? p->fed[i].jwks.len : p->fed[i].x509_der.len;
+        k++;
+    }
+    return k;
+}
+
 /* ---- callers ------------------------------------------------------------------------------- */
 
 static void held_clear(struct provider *p, struct held *h)
 {
+    size_t i;
+
     svidcache_release(p->cache, h->entry_id, ly_time_now());
     free(h->spiffe_id);
     free(h->hint);
+    for (i = 0; i < h->n_fed; i++) {
+        free(h->fed[i]);
+    }
+    free(h->fed);
     memset(h, 0, sizeof(*h));
+}
+
+/* Copy an entry's federates_with into h. 0 or -1 (out of memory). */
+static int held_fed(struct held *h, const struct entry *e)
+{
+    size_t i;
+
+    if (e->n_federates_with == 0) {
+        return 0;
+    }
+    h->fed = calloc(e->n_federates_with, sizeof(*h->fed));
+    if (h->fed == NULL) {
+        return -1;
+    }
+    for (i = 0; i < e->n_federates_with; i++) {
+        h->fed[i] = strdup(e->federates_with[i]);
+        if (h->fed[i] == NULL) {
+            return -1;
+        }
+        h->n_fed++;
+    }
+    return 0;
 }
 
 /*
@@ -203,7 +359,7 @@ static int refresh_caller(struct caller *c, struct ly_error *err)
         next[k].spiffe_id = strdup(entries[i]->spiffe_id);
         next[k].hint = entries[i]->hint != NULL ? strdup(entries[i]->hint) : NULL;
         k++;
-        if (next[k - 1].spiffe_id == NULL) {
+        if (next[k - 1].spiffe_id == NULL || held_fed(&next[k - 1], entries[i]) < 0) {
             rc = ly_error_setx(err, LY_ERR_NOMEM, 0, "out of memory");
             break;
         }
@@ -304,6 +460,9 @@ static int op_x509(void *ctx, void *caller, const struct workload_x509 **svids, 
     if (rc == 0) {
         rc = rebuild_bundles(p, err);
     }
+    if (rc == 0) {
+        rc = rebuild_federated(p, err);
+    }
     if (rc < 0) {
         return rc;
     }
@@ -327,41 +486,55 @@ static int op_x509(void *ctx, void *caller, const struct workload_x509 **svids, 
     }
     *svids = c->out;
     *n = k;
-    *fed = NULL; /* federation is not configured yet */
-    *n_fed = 0;
+    *n_fed = caller_fed(p, c, 0, c->fed_out, PROVIDER_MAX_FED);
+    *fed = *n_fed > 0 ? c->fed_out : NULL;
     return 0;
 }
 
-/* This trust domain's X.509 (jwt = 0) or JWT (jwt = 1) bundle; federation adds more later. */
-static int bundles_of(struct provider *p, int jwt, const struct workload_bundle **b, size_t *n,
-                      struct ly_error *err)
+/*
+ * This trust domain's X.509 (jwt = 0) or JWT (jwt = 1) bundle, then those of the trust domains
+ * the caller's entries federate with. The caller's entitlement is re-read first (a stream
+ * without any entry left ends with PermissionDenied).
+ */
+static int bundles_of(struct provider *p, struct caller *c, int jwt,
+                      const struct workload_bundle **b, size_t *n, struct ly_error *err)
 {
-    int rc = rebuild_bundles(p, err);
+    int rc = 0;
 
+    if (c != NULL) {
+        rc = c->just_matched ? 0 : refresh_caller(c, err);
+        c->just_matched = 0;
+    }
+    if (rc == 0) {
+        rc = rebuild_bundles(p, err);
+    }
+    if (rc == 0) {
+        rc = rebuild_federated(p, err);
+    }
     if (rc < 0) {
         return rc;
     }
-    *b = jwt ? &p->jb : &p->xb;
-    *n = 1;
+    if (c == NULL) {
+        *b = jwt ? &p->jb : &p->xb;
+        *n = 1;
+        return 0;
+    }
+    c->bundles_out[0] = jwt ? p->jb : p->xb;
+    *n = 1 + caller_fed(p, c, jwt, c->bundles_out + 1, PROVIDER_MAX_FED);
+    *b = c->bundles_out;
     return 0;
 }
 
 static int op_x509_bundles(void *ctx, void *caller, const struct workload_bundle **b, size_t *n,
                            struct ly_error *err)
 {
-    if (caller != NULL) {
-        ((struct caller *)caller)->just_matched = 0;
-    }
-    return bundles_of(ctx, 0, b, n, err);
+    return bundles_of(ctx, caller, 0, b, n, err);
 }
 
 static int op_jwt_bundles(void *ctx, void *caller, const struct workload_bundle **b, size_t *n,
                           struct ly_error *err)
 {
-    if (caller != NULL) {
-        ((struct caller *)caller)->just_matched = 0;
-    }
-    return bundles_of(ctx, 1, b, n, err);
+    return bundles_of(ctx, caller, 1, b, n, err);
 }
 
 static void tokens_clear(struct provider *p)
@@ -421,6 +594,25 @@ static int op_jwt_mint(void *ctx, void *caller, const char *spiffe_id, const cha
     return 0;
 }
 
+/* Every federated bundle's JWT authorities into set: a JWT-SVID of a federated domain
+ * validates against its own domain's keys (jwtsvid picks the bundle by the subject's domain). */
+static int add_federated(struct provider *p, struct bundle_set *set, struct ly_error *err)
+{
+    size_t i;
+    int rc = rebuild_federated(p, err);
+
+    for (i = 0; rc == 0 && i < p->n_fed; i++) {
+        struct bundle *b = NULL;
+
+        rc = bundle_codec_parse_jwks(p->fed[i].td, p->fed[i].jwks.data, p->fed[i].jwks.len, &b,
+                                     err);
+        if (rc == 0) {
+            rc = bundle_set_put(set, b, err);
+        }
+    }
+    return rc;
+}
+
 static int op_jwt_validate(void *ctx, const char *token, const char *audience,
                            struct jwtsvid_result *res, struct ly_error *err)
 {
@@ -436,6 +628,9 @@ static int op_jwt_validate(void *ctx, const char *token, const char *audience,
     }
     if (rc == 0) {
         rc = bundle_set_put(set, b, err);
+    }
+    if (rc == 0) {
+        rc = add_federated(p, set, err);
     }
     if (rc == 0) {
         rc = jwtsvid_validate(token, strlen(token), audience, set, now, JWTSVID_LEEWAY_DEFAULT,
@@ -473,6 +668,7 @@ int provider_new(struct ca_state *ca, struct svidcache *cache, const char *db_pa
     p->cache = cache;
     p->jwt_ttl = jwt_ttl;
     p->dirty = 1;
+    p->fed_dirty = 1;
     ly_buf_init(&p->x509_der, 0);
     ly_buf_init(&p->jwks, 0);
     n = snprintf(p->td_id, sizeof(p->td_id), "spiffe://%s", ca_trust_domain(ca));
@@ -506,6 +702,7 @@ void provider_free(struct provider *p)
         return;
     }
     tokens_clear(p);
+    fed_clear(p);
     ly_buf_free(&p->x509_der);
     ly_buf_free(&p->jwks);
     attest_cache_free(p->acache);

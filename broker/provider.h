@@ -30,6 +30,13 @@ int provider_new(struct ca_state *ca, struct svidcache *cache, const char *db_pa
 /* The CA's authorities changed: rebuild the cached bundles before the next message. */
 void provider_bundle_changed(struct provider *p);
 
+/*
+ * Federated bundles may have changed in the store (fetched, set or deleted): re-read them
+ * before the next message. A caller receives those of the trust domains its entries federate
+ * with (X509SVIDResponse.federated_bundles, and next to this domain's in the bundle streams).
+ */
+void provider_federation_changed(struct provider *p);
+
 /* Number of attested callers currently holding SVIDs (status). */
 size_t provider_caller_count(const struct provider *p);
 

@@ -24,6 +24,7 @@
 #include "admin.h"
 #include "ca.h"
 #include "entry.h"
+#include "fedsync.h"
 #include "health.h"
 #include "log.h"
 #include "loop.h"
@@ -43,6 +44,15 @@
  * SVID it signed arrives. Well under ADMIN_TIMEOUT_MS: the CLI's answer waits for the takeover.
  */
 #define SERVER_CA_PUBLISH_DELAY 2
+/*
+ * With a bundle endpoint, federated trust domains must fetch the next CA before it signs, and
+ * they refresh within the bundle's refresh hint: the takeover waits that long (plus a margin).
+ * A wait longer than this is not held open on the admin connection: the CLI is told when the
+ * next CA takes over instead.
+ */
+#define SERVER_CA_PARK_MAX 8
+#define PARK_CA_ROTATE 1      /* aconn.parked: a `ca.rotate` waiting for the takeover */
+#define PARK_FED_REFRESH 2    /* aconn.parked: a `federation.refresh` waiting for its fetch */
 
 struct aconn {
     struct server *s;
@@ -51,7 +61,7 @@ struct aconn {
     struct ly_buf out;
     size_t out_off;
     uint64_t timer;
-    int parked; /* a `ca.rotate` whose answer waits for the new CA's takeover */
+    int parked; /* PARK_*: a request whose answer comes later */
     struct aconn *next;
 };
 
@@ -65,6 +75,8 @@ struct server {
     struct provider *prov;
     struct workload *wapi;
     struct health *health;
+    struct fedsync *fed;
+    struct aconn *current; /* the admin connection whose request is being dispatched */
     int admin_fd;
     struct aconn *aconns;
     size_t n_aconns;
@@ -105,13 +117,18 @@ static json_t *op_status(struct server *s, const json_t *args, struct ly_error *
         ly_time_format_rfc3339(ca_active_not_after(s->ca), na, sizeof(na), err) < 0) {
         return NULL;
     }
-    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "version",
-                     SERVER_VERSION, "trust_domain", ca_trust_domain(s->ca), "uptime_seconds",
-                     (json_int_t)(ly_time_now() - s->started), "workload_socket",
-                     s->cfg.workload_socket, "admin_socket", s->cfg.admin_socket, "entries",
-                     (json_int_t)entries, "streams", (json_int_t)workload_stream_count(s->wapi),
-                     "attested_callers", (json_int_t)provider_caller_count(s->prov),
-                     "cached_svids", (json_int_t)svidcache_count(s->cache), "ca_not_after", na);
+    return json_pack("{s:s, s:s, s:I, s:s, s:s, s:I, s:I, s:I, s:I, s:s, s:I, s:s, s:I, s:I}",
+                     "version", SERVER_VERSION, "trust_domain", ca_trust_domain(s->ca),
+                     "uptime_seconds", (json_int_t)(ly_time_now() - s->started),
+                     "workload_socket", s->cfg.workload_socket, "admin_socket",
+                     s->cfg.admin_socket, "entries", (json_int_t)entries, "streams",
+                     (json_int_t)workload_stream_count(s->wapi), "attested_callers",
+                     (json_int_t)provider_caller_count(s->prov), "cached_svids",
+                     (json_int_t)svidcache_count(s->cache), "ca_not_after", na,
+                     "federation_relationships", (json_int_t)fedsync_relation_count(s->fed),
+                     "bundle_endpoint", s->cfg.bundle_endpoint, "bundle_endpoint_port",
+                     (json_int_t)fedsync_endpoint_port(s->fed), "bundle_endpoint_served",
+                     (json_int_t)fedsync_endpoint_served(s->fed));
 }
 
 static json_t *op_entry_create(struct server *s, const json_t *args, struct ly_error *err)
@@ -122,6 +139,7 @@ static json_t *op_entry_create(struct server *s, const json_t *args, struct ly_e
     const json_t *sels = args != NULL ? json_object_get(args, "selectors") : NULL;
     const json_t *dns = args != NULL ? json_object_get(args, "dns") : NULL;
     const json_t *ttl = args != NULL ? json_object_get(args, "ttl") : NULL;
+    const json_t *fed = args != NULL ? json_object_get(args, "federates_with") : NULL;
     json_t *res = NULL;
     size_t i;
 
@@ -130,7 +148,7 @@ static json_t *op_entry_create(struct server *s, const json_t *args, struct ly_e
         return NULL;
     }
     if (id == NULL || !json_is_array(sels) || (dns != NULL && !json_is_array(dns)) ||
-        (ttl != NULL && !json_is_integer(ttl))) {
+        (fed != NULL && !json_is_array(fed)) || (ttl != NULL && !json_is_integer(ttl))) {
         (void)ly_error_setx(err, LY_ERR_USAGE, 0,
                             "entry.create needs spiffe_id (text) and selectors (array)");
         goto out;
@@ -158,6 +176,16 @@ static json_t *op_entry_create(struct server *s, const json_t *args, struct ly_e
             entry_add_dns(e, json_string_value(v), json_string_length(v), err) < 0) {
             if (!json_is_string(v)) {
                 (void)ly_error_setx(err, LY_ERR_USAGE, 0, "dns names must be text");
+            }
+            goto out;
+        }
+    }
+    for (i = 0; fed != NULL && i < json_array_size(fed); i++) {
+        const json_t *v = json_array_get(fed, i);
+        if (!json_is_string(v) ||
+            entry_add_federates_with(e, json_string_value(v), json_string_length(v), err) < 0) {
+            if (!json_is_string(v)) {
+                (void)ly_error_setx(err, LY_ERR_USAGE, 0, "federates_with names must be text");
             }
             goto out;
         }
@@ -249,6 +277,19 @@ static void ca_changes_apply(struct server *s, int changed, int64_t now)
         svidcache_ca_changed(s->cache, now);
         log_event(LOG_INFO, "ca.took_over", LOG_INT, "active_ca", ca_active_id(s->ca), LOG_END);
     }
+    if (changed != 0 && s->fed != NULL) {
+        fedsync_bundle_changed(s->fed, (changed & CA_CHANGED_SIGNER) != 0);
+    }
+}
+
+/* Seconds between publishing the next CA and letting it sign. */
+static int64_t ca_publish_delay(const struct server *s)
+{
+    int64_t d = s->cfg.bundle_refresh_hint + 1;
+
+    return s->cfg.bundle_endpoint[0] != '\0' && d > SERVER_CA_PUBLISH_DELAY
+               ? d
+               : SERVER_CA_PUBLISH_DELAY;
 }
 
 /*
@@ -261,8 +302,9 @@ static void ca_changes_apply(struct server *s, int changed, int64_t now)
 static json_t *op_ca_rotate(struct server *s, const json_t *args, struct ly_error *err)
 {
     int64_t now = ly_time_now();
+    int64_t delay = ca_publish_delay(s);
     /* +1: `now` is truncated to the second, so the wait is never shorter than the delay. */
-    int64_t at = now + SERVER_CA_PUBLISH_DELAY + 1;
+    int64_t at = now + delay + 1;
     int changed = 0;
 
     (void)args;
@@ -276,9 +318,40 @@ static json_t *op_ca_rotate(struct server *s, const json_t *args, struct ly_erro
         return json_pack("{s:I}", "active_ca", (json_int_t)ca_active_id(s->ca));
     }
     log_event(LOG_INFO, "ca.rotation_started", LOG_INT, "takes_over_at", ca_takeover_at(s->ca),
-              LOG_INT, "publish_delay_seconds", (int64_t)SERVER_CA_PUBLISH_DELAY, LOG_END);
-    s->defer_reply = 1;
+              LOG_INT, "publish_delay_seconds", delay, LOG_END);
+    if (delay <= SERVER_CA_PARK_MAX) {
+        s->defer_reply = PARK_CA_ROTATE;
+    }
     return json_pack("{s:I}", "takes_over_at", (json_int_t)ca_takeover_at(s->ca));
+}
+
+/* A parked `federation.refresh` is answered once its fetch was judged. */
+static void fed_refresh_done(void *arg, int ok, const char *message)
+{
+    struct aconn *c = arg;
+    json_t *res;
+
+    if (ok) {
+        res = json_pack("{s:s}", "message", message);
+        aconn_respond(c, res != NULL ? admin_response_ok(res) : NULL);
+    } else {
+        aconn_respond(c, admin_response_error(LY_ERR_VERIFY, message));
+    }
+}
+
+static json_t *op_federation_refresh(struct server *s, const json_t *args, struct ly_error *err)
+{
+    const char *td = arg_str(args, "trust_domain");
+
+    if (td == NULL) {
+        (void)ly_error_setx(err, LY_ERR_USAGE, 0, "federation.refresh needs trust_domain");
+        return NULL;
+    }
+    if (s->current == NULL || fedsync_refresh(s->fed, td, fed_refresh_done, s->current, err) < 0) {
+        return NULL;
+    }
+    s->defer_reply = PARK_FED_REFRESH;
+    return json_object();
 }
 
 typedef json_t *(*admin_op_fn)(struct server *s, const json_t *args, struct ly_error *err);
@@ -293,6 +366,7 @@ static const struct {
     {"entry.show", op_entry_show},
     {"entry.delete", op_entry_delete},
     {"ca.rotate", op_ca_rotate},
+    {"federation.refresh", op_federation_refresh},
 };
 
 static json_t *admin_dispatch(struct server *s, const uint8_t *msg, size_t len)
@@ -341,6 +415,7 @@ static void aconn_close(struct aconn *c)
         }
     }
     s->n_aconns--;
+    fedsync_forget(s->fed, c);
     loop_fd_del(s->loop, c->fd);
     loop_timer_del(s->loop, c->timer);
     (void)close(c->fd); /* one request per connection: nothing left to send */
@@ -390,11 +465,13 @@ static void aconn_io(struct loop *loop, int fd, int mask, void *arg)
             return; /* wait for the rest of the frame */
         } else {
             c->s->defer_reply = 0;
+            c->s->current = c;
             resp = admin_dispatch(c->s, c->in.data + 4, flen - 4);
+            c->s->current = NULL;
             if (c->s->defer_reply) {
                 /* Answered later by aconn_respond(); until then only a hang-up is read. */
+                c->parked = c->s->defer_reply;
                 c->s->defer_reply = 0;
-                c->parked = 1;
                 json_decref(resp);
                 return;
             }
@@ -432,7 +509,7 @@ static void aconn_answer_parked(struct server *s, const struct ly_error *failure
         struct aconn *next = c->next; /* c may be closed and freed by the answer */
         json_t *res;
 
-        if (c->parked) {
+        if (c->parked == PARK_CA_ROTATE) {
             if (failure != NULL) {
                 aconn_respond(c, admin_response_error(failure->code, failure->msg));
             } else {
@@ -585,6 +662,7 @@ static long on_tick(struct loop *loop, uint64_t id, void *arg)
         svidcache_refresh_due(s->cache, now, on_reminted, &reminted, &err) < 0) {
         log_event(LOG_ERROR, "svid.rotation_failed", LOG_STR, "reason", err.msg, LOG_END);
     }
+    fedsync_tick(s->fed, now);
     if (changed != 0 || reminted != 0) {
         workload_notify(s->wapi);
     }
@@ -626,7 +704,34 @@ static void on_hup(struct loop *loop, int signo, void *arg)
     s->cfg.log_level = c.log_level;
     s->cfg.default_svid_ttl = c.default_svid_ttl;
     log_set_level(c.log_level);
+    fedsync_reload(s->fed); /* the https_web certificate may have been renewed */
     log_event(LOG_INFO, "config.reloaded", LOG_STR, "path", s->config_path, LOG_END);
+}
+
+/* Federated bundles (or entries another process wrote) may have changed: recompute streams. */
+static void on_federation_changed(void *arg)
+{
+    struct server *s = arg;
+
+    provider_federation_changed(s->prov);
+    workload_notify(s->wapi);
+}
+
+static int federation_start(struct server *s, struct ly_error *err)
+{
+    struct fedsync_config fc;
+    int rc;
+
+    memset(&fc, 0, sizeof(fc));
+    fc.endpoint_listen = s->cfg.bundle_endpoint;
+    fc.web_cert = s->cfg.web_cert;
+    fc.web_key = s->cfg.web_key;
+    rc = fed_profile_parse(s->cfg.bundle_endpoint_profile, &fc.endpoint_profile, err);
+    if (rc == 0) {
+        ca_set_refresh_hint(s->ca, s->cfg.bundle_refresh_hint);
+        rc = fedsync_new(s->loop, s->ca, s->store, &fc, on_federation_changed, s, &s->fed, err);
+    }
+    return rc;
 }
 
 /* ---- lifecycle ----------------------------------------------------------------------------- */
@@ -695,7 +800,8 @@ int server_run(const struct config *cfg, const char *config_path)
         loop_signal_add(s.loop, SIGTERM, on_stop, &s, &err) < 0 ||
         loop_signal_add(s.loop, SIGINT, on_stop, &s, &err) < 0 ||
         loop_signal_add(s.loop, SIGHUP, on_hup, &s, &err) < 0 ||
-        loop_timer_add(s.loop, SERVER_TICK_MS, on_tick, &s, &s.tick, &err) < 0) {
+        loop_timer_add(s.loop, SERVER_TICK_MS, on_tick, &s, &s.tick, &err) < 0 ||
+        federation_start(&s, &err) < 0) {
         goto out;
     }
     if (s.cfg.health_listen[0] != '\0') {
@@ -727,6 +833,7 @@ out:
         (void)unlink(s.cfg.admin_socket);
     }
     health_free(s.health);
+    fedsync_free(s.fed);
     workload_free(s.wapi);
     provider_free(s.prov);
     svidcache_free(s.cache);

@@ -281,8 +281,19 @@ run L federation delete b.test
 expect_fail_with "federation delete of an unknown trust domain is refused" 1 "no federation relationship with trust domain b.test"
 run L bundle set --trust-domain b.test "$F/b.json"
 expect_rc "once the relationship is gone a static bundle may be set" 0
+# Without a server, refresh fetches once itself: an endpoint that cannot be reached fails with
+# exit 1 naming why, records the attempt, and keeps the bootstrap bundle.
 run L federation refresh d.test
-expect_fail_with "federation refresh is reserved" 2 "lanyard federation refresh: not available yet"
+expect_fail_with "federation refresh of an unreachable endpoint fails and says why" 1 \
+    "federation refresh: .*(resolve|d.example)"
+run L federation show d.test --json
+printf '%s' "$T_OUT" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const j=JSON.parse(s);
+    process.exit(j.last_attempt_at && j.last_error && !j.last_success_at && j.bundle.source === "bootstrap" ? 0 : 1)})' \
+    && ok "the failed attempt is recorded and the bootstrap bundle kept" || not_ok "refresh status recorded" "$T_OUT"
+printf '%s' "$T_ERR" | grep -q '"level"' && not_ok "refresh prints no JSON log lines" "$T_ERR" \
+    || ok "refresh prints no JSON log lines, only its error"
+run L federation refresh nope.test
+expect_fail_with "federation refresh of a trust domain without a relationship" 1 "no federation relationship for nope.test"
 
 # ---- entry create --federates-with ------------------------------------------------------------
 run L entry create --id spiffe://a.test/mcp/server --selector unix:uid:1000 --federates-with b.test \
