@@ -208,6 +208,8 @@ bench: all $(BENCH_BINS)
 	  $(BUILD)/bench/workload --lanyard $(BUILD)/lanyard --think-ms 0
 	@echo "== gateway (handshakes against nginx, added latency, policy decisions)"; \
 	  BUILD=$(BUILD) bench/gateway.sh
+	@echo "== federation (a bundle change in one trust domain until it is in use in the other)"; \
+	  BUILD=$(BUILD) bench/federation.sh
 
 lint:
 	@! grep -nE '\b(strcpy|strcat|strncpy|sprintf|vsprintf|gets|strtok|atoi|sscanf|system|popen|rand|gmtime|localtime)\s*\(' \
