@@ -36,7 +36,7 @@ BENCH_SRCS := $(wildcard bench/*.c)
 BENCH_BINS := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/*_fuzz.c)
 
-.PHONY: all deps test unit asan valgrind fuzz fuzz-replay demo bench clean lint
+.PHONY: all deps test unit asan valgrind fuzz fuzz-replay demo demo-federation bench clean lint
 # Keep fuzz objects between runs (make would delete them as intermediates).
 .SECONDARY:
 
@@ -199,6 +199,10 @@ fuzz-replay: $(BUILD)/.deps $(FUZZ_BINS)
 # The demo runs the MCP reference server and the MCP SDK client from tests/interop (npm).
 demo: all tests/interop/node_modules/.stamp
 	@BUILD=$(BUILD) ./certs/demo.sh
+
+# Only the federation part of the demo (two trust domains, their gateways, a CA rotation).
+demo-federation: all tests/interop/node_modules/.stamp
+	@BUILD=$(BUILD) ./certs/demo-federation.sh
 
 bench: all $(BENCH_BINS)
 	@echo "== mint"; $(BUILD)/bench/mint

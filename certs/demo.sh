@@ -172,7 +172,9 @@ trap - EXIT
 note "its log (JSON lines, no keys or tokens): $(wc -l < "$D/server.log") lines, e.g."
 grep -m3 -E '"event":"(server.started|entry.created|svid.rotated)"' "$D/server.log" | sed 's/^/     /'
 
-say "Done"
+say "Done (part one)"
 note "The MCP server and client hold short-lived, verifiable identities from $TD, and the"
 note "daemon keeps them fresh; the gateway lets an agent do exactly what its user consented to,"
 note "refuses the rest, and records why. Files are in $D."
+# Part two: federation between two trust domains (also `make demo-federation` on its own).
+BUILD="$BUILD" "$root/certs/demo-federation.sh"
