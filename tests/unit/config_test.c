@@ -113,6 +113,67 @@ static void test_finish_rejects(void **state)
     assert_int_equal(config_finish(&c, &e), LY_ERR_PARSE);
 }
 
+/* The bundle endpoint's settings: defaults, the https_web pair, and each refusal naming it. */
+static void test_bundle_endpoint(void **state)
+{
+    static const char web[] =
+        "{\"bundle_endpoint\":\"0.0.0.0:8443\",\"bundle_endpoint_profile\":\"https_web\","
+        "\"web_cert\":\"/etc/lanyard/web.pem\",\"web_key\":\"/etc/lanyard/web.key\","
+        "\"bundle_refresh_hint\":\"2m\"}";
+    static const struct {
+        const char *key, *value, *msg;
+    } bad[] = {
+        {"bundle_endpoint", "nowhere", "bundle_endpoint"},
+        {"bundle_endpoint", "127.0.0.1:70000", "port"},
+        {"bundle_endpoint_profile", "https", "https_spiffe or https_web"},
+        {"web_cert", "", "web_cert is empty"},
+        {"bundle_refresh_hint", "0s", "bundle_refresh_hint"},
+        {"bundle_refresh_hint", "30d", "bundle_refresh_hint"},
+    };
+    struct config c;
+    struct ly_error e;
+    size_t i;
+    (void)state;
+
+    config_defaults(&c);
+    ly_error_clear(&e);
+    assert_string_equal(c.bundle_endpoint, "");
+    assert_string_equal(c.bundle_endpoint_profile, "https_spiffe");
+    assert_int_equal(c.bundle_refresh_hint, 300);
+    assert_int_equal(config_apply_json(&c, web, strlen(web), &e), 0);
+    assert_int_equal(config_finish(&c, &e), 0);
+    assert_string_equal(c.bundle_endpoint, "0.0.0.0:8443");
+    assert_string_equal(c.web_key, "/etc/lanyard/web.key");
+    assert_int_equal(c.bundle_refresh_hint, 120);
+    for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        config_defaults(&c);
+        ly_error_clear(&e);
+        assert_int_equal(config_set(&c, bad[i].key, bad[i].value, &e), LY_ERR_PARSE);
+        if (strstr(e.msg, bad[i].msg) == NULL) {
+            print_error("%s=%s: %s\n", bad[i].key, bad[i].value, e.msg);
+        }
+        assert_non_null(strstr(e.msg, bad[i].msg));
+        assert_string_equal(c.bundle_endpoint, ""); /* nothing half-applied */
+    }
+    /* https_web without its files, the files without https_web, https_web without endpoint. */
+    config_defaults(&c);
+    ly_error_clear(&e);
+    assert_int_equal(config_set(&c, "bundle_endpoint", "127.0.0.1:8443", &e), 0);
+    assert_int_equal(config_set(&c, "bundle_endpoint_profile", "https_web", &e), 0);
+    assert_int_equal(config_finish(&c, &e), LY_ERR_PARSE);
+    assert_non_null(strstr(e.msg, "web_cert and web_key"));
+    config_defaults(&c);
+    ly_error_clear(&e);
+    assert_int_equal(config_set(&c, "web_cert", "/x.pem", &e), 0);
+    assert_int_equal(config_finish(&c, &e), LY_ERR_PARSE);
+    assert_non_null(strstr(e.msg, "https_web bundle endpoint profile only"));
+    config_defaults(&c);
+    ly_error_clear(&e);
+    assert_int_equal(config_set(&c, "bundle_endpoint_profile", "https_web", &e), 0);
+    assert_int_equal(config_finish(&c, &e), LY_ERR_PARSE);
+    assert_non_null(strstr(e.msg, "needs a bundle_endpoint"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -120,6 +181,7 @@ int main(void)
         cmocka_unit_test(test_full_file),
         cmocka_unit_test(test_rejects),
         cmocka_unit_test(test_finish_rejects),
+        cmocka_unit_test(test_bundle_endpoint),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }
