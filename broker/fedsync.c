@@ -60,7 +60,10 @@ struct fedsync {
     size_t n_rels;
     int64_t data_version;
     int have_version;
+    uint64_t fed_digest; /* of the federated bundles in the store, as last seen */
 };
+
+static uint64_t fed_digest(struct fedsync *f);
 
 static void rel_free(struct fedsync *f, struct rel *r)
 {
@@ -350,7 +353,8 @@ static void rel_status(struct fedsync *f, struct rel *r, int64_t now, int ok, co
     struct ly_error e;
 
     ly_error_clear(&e);
-    if (store_fed_relation_status(f->store, r->r.trust_domain, now, ok, ok ? "" : msg, &e) < 0) {
+    if (store_fed_relation_status(f->store, r->r.trust_domain, now, ok, ok ? "" : msg, &e) < 0 &&
+        e.reason != STORE_FED_R_NOT_FOUND) { /* deleted meanwhile: the next tick drops it */
         log_event(LOG_WARN, "federation.status_not_recorded", LOG_STR, "trust_domain",
                   r->r.trust_domain, LOG_STR, "reason", e.msg, LOG_END);
     }
@@ -469,6 +473,7 @@ static void on_fetched(void *arg, uint64_t id, const struct fed_fetch_result *re
     }
     rel_status(f, r, now, 1, "");
     if (changed) {
+        f->fed_digest = fed_digest(f);
         f->changed(f->arg);
     }
     answer_waiters(r, 1, msg);
@@ -610,6 +615,41 @@ static void reload(struct fedsync *f, int64_t now)
     store_fed_relation_list_free(list, n);
 }
 
+/*
+ * A digest of what the store holds as federated bundles (trust domain, source, sequence, size,
+ * update time). Anything in this process and others writes the store (SVID records, consent),
+ * and only a change here concerns the Workload API's streams.
+ */
+static uint64_t fed_digest(struct fedsync *f)
+{
+    struct store_fed_bundle *list = NULL;
+    struct ly_error e;
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    size_t n = 0, i, k;
+
+    ly_error_clear(&e);
+    if (store_fed_bundle_list(f->store, &list, &n, &e) < 0) {
+        return 0; /* unknown: treat as changed */
+    }
+    for (i = 0; i < n; i++) {
+        int64_t v[4] = {list[i].sequence, list[i].updated_at, (int64_t)list[i].len,
+                        list[i].refresh_hint};
+        const unsigned char *p = (const unsigned char *)list[i].trust_domain;
+
+        for (; *p != '\0'; p++) {
+            h = (h ^ *p) * 1099511628211ULL;
+        }
+        for (p = (const unsigned char *)list[i].source; *p != '\0'; p++) {
+            h = (h ^ *p) * 1099511628211ULL;
+        }
+        for (k = 0; k < sizeof(v); k++) {
+            h = (h ^ ((const unsigned char *)v)[k]) * 1099511628211ULL;
+        }
+    }
+    store_fed_bundle_list_free(list, n);
+    return h;
+}
+
 /* ---- the tick ------------------------------------------------------------------------------- */
 
 void fedsync_tick(struct fedsync *f, int64_t now)
@@ -620,13 +660,15 @@ void fedsync_tick(struct fedsync *f, int64_t now)
 
     ly_error_clear(&e);
     if (store_data_version(f->store, &v, &e) == 0 && (!f->have_version || v != f->data_version)) {
-        int first = !f->have_version;
+        uint64_t d;
 
         f->data_version = v;
         f->have_version = 1;
         reload(f, now);
-        if (!first) {
-            f->changed(f->arg); /* static bundles and entries may have changed too */
+        d = fed_digest(f);
+        if (d != f->fed_digest || d == 0) {
+            f->fed_digest = d;
+            f->changed(f->arg); /* a static bundle set or deleted, a relationship deleted */
         }
     }
     for (i = 0; i < f->n_rels; i++) {

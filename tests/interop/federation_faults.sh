@@ -153,3 +153,20 @@ line=$(log_after "$n" federation.fetch_failed)
     not_ok "https_web unknown CA" "$T_RC $T_ERR" "$line"
 A bundle list --json | jsonq 'j.some((b) => b.trust_domain === "d.test")' | grep -qx false &&
     ok "no bundle is stored for d.test" || not_ok "d.test has no bundle"
+
+# ---- a static bundle set (and deleted) while the server runs reaches the workloads at once --------
+"$LANYARD" --data "$T_TMP/e" ca init --trust-domain e.test >/dev/null
+"$LANYARD" --data "$T_TMP/e" bundle show --format pem >"$T_TMP/e.pem"
+A entry create --id spiffe://a.test/agent/e --selector "unix:uid:$(id -u)" --federates-with e.test >/dev/null
+A bundle set --trust-domain e.test "$T_TMP/e.pem" >/dev/null
+"$LANYARD" helper --socket "$SA" --dir "$T_TMP/efiles" 2>"$T_TMP/ehelper.log" &
+HP=$!
+for _ in $(seq 50); do [ -s "$T_TMP/efiles/federated/e.test.pem" ] && break; sleep 0.1; done
+[ "$(fp <"$T_TMP/efiles/federated/e.test.pem" 2>/dev/null)" = "$(fp <"$T_TMP/e.pem")" ] &&
+    ok "bundle set on a running server: the workload's open stream receives e.test's bundle" ||
+    not_ok "static bundle delivered" "$(ls -R "$T_TMP/efiles" 2>&1 | head)"
+A bundle delete --trust-domain e.test >/dev/null
+for _ in $(seq 50); do [ ! -e "$T_TMP/efiles/federated/e.test.pem" ] && break; sleep 0.1; done
+[ ! -e "$T_TMP/efiles/federated/e.test.pem" ] && [ -s "$T_TMP/efiles/federated/b.test.pem" ] &&
+    ok "bundle delete: the stream drops e.test's bundle and keeps b.test's" || not_ok "static bundle removed"
+kill "$HP"; wait "$HP" 2>/dev/null || true
