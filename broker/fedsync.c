@@ -106,9 +106,9 @@ static void on_fetch_fd(struct loop *loop, int fd, int mask, void *arg)
     fed_fetch_socket(f->fetch, fd, mask);
 }
 
-static int hook_watch(void *arg, int fd, int mask)
+/* Both federation modules ask for fds the same way; mask 0 stops watching. */
+static int watch_fd(struct fedsync *f, int fd, int mask, loop_file_fn cb)
 {
-    struct fedsync *f = arg;
     struct ly_error e;
 
     ly_error_clear(&e);
@@ -116,7 +116,12 @@ static int hook_watch(void *arg, int fd, int mask)
         loop_fd_del(f->loop, fd);
         return 0;
     }
-    return loop_fd_add(f->loop, fd, mask, on_fetch_fd, f, &e) < 0 ? -1 : 0;
+    return loop_fd_add(f->loop, fd, mask, cb, f, &e) < 0 ? -1 : 0;
+}
+
+static int hook_watch(void *arg, int fd, int mask)
+{
+    return watch_fd(arg, fd, mask, on_fetch_fd);
 }
 
 static long on_fetch_timer(struct loop *loop, uint64_t id, void *arg)
@@ -163,15 +168,7 @@ static void on_endpoint_fd(struct loop *loop, int fd, int mask, void *arg)
 
 static int hook_ep_watch(void *arg, int fd, int mask)
 {
-    struct fedsync *f = arg;
-    struct ly_error e;
-
-    ly_error_clear(&e);
-    if (mask == 0) {
-        loop_fd_del(f->loop, fd);
-        return 0;
-    }
-    return loop_fd_add(f->loop, fd, mask, on_endpoint_fd, f, &e) < 0 ? -1 : 0;
+    return watch_fd(arg, fd, mask, on_endpoint_fd);
 }
 
 /* The body the endpoint serves: this trust domain's bundle as SPIFFE bundle JSON. */

@@ -446,6 +446,27 @@ static void op_release(void *ctx, void *caller)
     p->n_callers--;
 }
 
+/*
+ * Before answering a caller (NULL: nobody in particular): its entitlement re-read, unless it
+ * was just read by op_attest, and this domain's and the federated bundles current.
+ */
+static int prepare(struct provider *p, struct caller *c, struct ly_error *err)
+{
+    int rc = 0;
+
+    if (c != NULL) {
+        rc = c->just_matched ? 0 : refresh_caller(c, err);
+        c->just_matched = 0;
+    }
+    if (rc == 0) {
+        rc = rebuild_bundles(p, err);
+    }
+    if (rc == 0) {
+        rc = rebuild_federated(p, err);
+    }
+    return rc;
+}
+
 static int op_x509(void *ctx, void *caller, const struct workload_x509 **svids, size_t *n,
                    const struct workload_bundle **fed, size_t *n_fed, struct ly_error *err)
 {
@@ -455,14 +476,7 @@ static int op_x509(void *ctx, void *caller, const struct workload_x509 **svids, 
     size_t k = 0;
     int rc;
 
-    rc = c->just_matched ? 0 : refresh_caller(c, err);
-    c->just_matched = 0;
-    if (rc == 0) {
-        rc = rebuild_bundles(p, err);
-    }
-    if (rc == 0) {
-        rc = rebuild_federated(p, err);
-    }
+    rc = prepare(p, c, err);
     if (rc < 0) {
         return rc;
     }
@@ -499,18 +513,8 @@ static int op_x509(void *ctx, void *caller, const struct workload_x509 **svids, 
 static int bundles_of(struct provider *p, struct caller *c, int jwt,
                       const struct workload_bundle **b, size_t *n, struct ly_error *err)
 {
-    int rc = 0;
+    int rc = prepare(p, c, err);
 
-    if (c != NULL) {
-        rc = c->just_matched ? 0 : refresh_caller(c, err);
-        c->just_matched = 0;
-    }
-    if (rc == 0) {
-        rc = rebuild_bundles(p, err);
-    }
-    if (rc == 0) {
-        rc = rebuild_federated(p, err);
-    }
     if (rc < 0) {
         return rc;
     }
