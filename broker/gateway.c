@@ -1872,6 +1872,9 @@ static int on_jwt(struct bundle_set *bundles, void *arg)
         bundle_set_free(bundles);
         return -1;
     }
+    /* Reading the JWK Set checked its EC points, which leaves wolfSSL's per-thread ECC tables
+     * in this Workload API thread: it serves no connection, so they go at once. */
+    gwtls_thread_done();
     atomic_init(&j->refs, 1);
     j->set = bundles;
     pthread_mutex_lock(&g->jwt_mu);

@@ -393,12 +393,14 @@ int gwtls_set_identity(struct gwtls *t, const char *spiffe_id, const uint8_t *ch
     atomic_init(&id->refs, 1);
     id->bundles = bundles;
     rc = x509svid_anchors_new(bundles, &id->anchors, err);
-    if (rc < 0) {
-        ident_unref(id);
-        return rc;
-    }
     (void)snprintf(id->self, sizeof(id->self), "%s", spiffe_id);
-    rc = build_ctx(t->role, chain_der, chain_len, key_der, key_len, &id->ctx, err);
+    if (rc == 0) {
+        rc = build_ctx(t->role, chain_der, chain_len, key_der, key_len, &id->ctx, err);
+    }
+    /* Checking the anchors' signatures and the key left wolfSSL's per-thread ECC tables in this
+     * (configuration) thread; connection threads keep theirs and free them in
+     * gwtls_thread_done(). */
+    wc_ecc_fp_free();
     if (rc < 0) {
         ident_unref(id);
         return rc;

@@ -54,7 +54,8 @@ int gwtls_new(enum gwtls_role role, struct gwtls **out, struct ly_error *err) LY
  * buffer it made), bundles the X.509 bundles peers are verified against (ownership passes to
  * gwtls on success AND failure). The new identity serves new connections at once; connections
  * made before keep theirs until they close. LY_ERR_VERIFY / GWTLS_R_BAD_IDENTITY when wolfSSL
- * refuses the certificate or key, or they do not match.
+ * refuses the certificate or key, or they do not match. Call it from a thread that serves no
+ * connection: it frees the calling thread's ECC tables (see gwtls_thread_warmup).
  */
 int gwtls_set_identity(struct gwtls *t, const char *spiffe_id, const uint8_t *chain_der,
                        size_t chain_len, const uint8_t *key_der, size_t key_len,
