@@ -21,7 +21,7 @@ static void test_roundtrip(void **state)
                           "unix:uid:1000", "unix:path:/usr/bin/x", "ttl", 3600, "neg", -5,
                           "flag", 1, "nothing", "empty");
     struct ly_buf b;
-    struct ly_error e;
+    struct ly_error e = {0};
     json_t *back = NULL;
     (void)state;
 
@@ -40,7 +40,7 @@ static void test_int_edges(void **state)
     json_t *v = json_pack("[I,I,I,I]", (json_int_t)INT64_MAX, (json_int_t)INT64_MIN,
                           (json_int_t)0, (json_int_t)-1);
     struct ly_buf b;
-    struct ly_error e;
+    struct ly_error e = {0};
     json_t *back = NULL;
     (void)state;
 
@@ -57,7 +57,7 @@ static void test_encode_refuses_real(void **state)
 {
     json_t *v = json_pack("{s:f}", "x", 1.5);
     struct ly_buf b;
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     ly_error_clear(&e);
@@ -103,7 +103,7 @@ static void test_decode_rejects(void **state)
     (void)state;
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct ly_error e;
+        struct ly_error e = {0};
         json_t *out = (json_t *)1;
         int rc;
 
@@ -120,7 +120,7 @@ static void test_depth_limit(void **state)
 {
     uint8_t buf[64];
     size_t i;
-    struct ly_error e;
+    struct ly_error e = {0};
     json_t *out = NULL;
     (void)state;
 
@@ -145,7 +145,7 @@ static void test_frames_and_requests(void **state)
 {
     json_t *v = json_pack("{s:s}", "op", "status");
     struct ly_buf f;
-    struct ly_error e;
+    struct ly_error e = {0};
     size_t flen;
     const char *op;
     const json_t *args;
@@ -181,7 +181,7 @@ static void test_frames_and_requests(void **state)
 
 static void test_call_without_server(void **state)
 {
-    struct ly_error e;
+    struct ly_error e = {0};
     json_t *res = NULL;
     (void)state;
 

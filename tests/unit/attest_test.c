@@ -166,7 +166,7 @@ static void test_attest_forked_child(void **state)
 {
     struct fx *f = *state;
     struct attest_facts *facts = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     char exe[PATH_MAX + 1];
     char want[65];
     gid_t groups[256];
@@ -229,7 +229,7 @@ static void test_attest_exec(void **state)
 {
     struct fx *f = *state;
     struct attest_facts *facts = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     char sleep_path[PATH_MAX + 1];
     char exe[PATH_MAX + 1];
     char want[65];
@@ -298,7 +298,7 @@ static void test_dead_peer(void **state)
 {
     struct fx *f = *state;
     struct attest_facts *facts = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     pid_t pid;
     int fd;
 
@@ -364,7 +364,7 @@ static void test_peer_gone_socket_alive(void **state)
 {
     struct fx *f = *state;
     struct attest_facts *facts = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     pid_t pid;
     int fd;
     int sync[2];
@@ -401,7 +401,7 @@ static void test_start_time_guard(void **state)
 {
     struct fx *f = *state;
     struct attest_facts *facts = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     pid_t pid;
     int fd;
 
@@ -432,7 +432,7 @@ static void test_start_time_guard(void **state)
 static void test_not_a_socket(void **state)
 {
     struct attest_facts *facts = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     int p[2];
     (void)state;
 
@@ -452,7 +452,7 @@ static void test_selectors_and_match(void **state)
     struct entry_selector *sel = NULL;
     struct entry **m = NULL;
     struct store *st = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct ly_buf line;
     char dbpath[160];
     char s_uid[64];

@@ -78,7 +78,7 @@ static void fill_event(struct audit_event *ev, unsigned i)
 static void append_n(const char *path, unsigned first, unsigned n)
 {
     struct audit_log *log = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     unsigned i;
 
     ly_error_clear(&e);
@@ -93,7 +93,7 @@ static void append_n(const char *path, unsigned first, unsigned n)
 
 static void read_all(const char *path, struct ly_buf *b)
 {
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(ly_file_read(path, AUDIT_MAX_FILE, 0, b, &e), 0);
@@ -142,7 +142,7 @@ static void test_roundtrip_and_reopen(void **state)
     struct fixture *f = *state;
     struct audit_scan_info info;
     struct seen s;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct stat sb;
     struct audit_log *log = NULL;
 
@@ -169,7 +169,7 @@ static void test_filter(void **state)
     struct fixture *f = *state;
     struct audit_filter flt;
     struct seen s;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     append_n(f->path, 0, 12);
     memset(&flt, 0, sizeof(flt));
@@ -195,7 +195,7 @@ static void test_filter(void **state)
 static void expect_broken(const uint8_t *d, size_t len, int reason, uint64_t seq, const char *words)
 {
     struct audit_scan_info info;
-    struct ly_error e;
+    struct ly_error e = {0};
     char needle[32];
 
     ly_error_clear(&e);
@@ -215,7 +215,7 @@ static void test_tamper(void **state)
     uint8_t *c;
     size_t o3, o4, o5, o6;
     struct audit_log *log = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     const char *t;
 
     append_n(f->path, 0, 8);
@@ -280,7 +280,7 @@ static void test_refusals(void **state)
     struct fixture *f = *state;
     struct audit_log *log = NULL;
     struct audit_event ev;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct stat sb;
     static const char *const bad[] = {
         "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln",
@@ -341,7 +341,7 @@ static void test_symlink_refused(void **state)
 {
     struct fixture *f = *state;
     struct audit_log *log = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     char link[160];
 
     append_n(f->path, 0, 1);

@@ -87,7 +87,7 @@ static void db_exec(const struct fx *f, const char *sql)
 static struct bundle *get_bundle(struct fx *f, int64_t at)
 {
     struct bundle *b = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(ca_bundle(f->ca, at, &b, &e), 0);
@@ -106,7 +106,7 @@ static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
     struct ca_init_params p = {TD, SVID_KEY_EC_P256, LIFE};
-    struct ly_error e;
+    struct ly_error e = {0};
     struct bundle *b = NULL;
     struct x509svid_info info;
     const uint8_t *der;
@@ -155,7 +155,7 @@ static struct x509svid_chain *mint(struct fx *f, const char *path, int64_t ttl, 
     struct ly_buf cert;
     struct spiffeid id;
     struct x509svid_chain *chain = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(spiffeid_from_parts(TD, path, &id, &e), 0);
@@ -180,7 +180,7 @@ static int verify_with(const struct x509svid_chain *chain, const struct bundle *
     struct bundle_set *set = NULL;
     struct bundle *copy = NULL;
     struct spiffeid id;
-    struct ly_error e;
+    struct ly_error e = {0};
     int rc;
 
     ly_error_clear(&e);
@@ -194,7 +194,7 @@ static int verify_with(const struct x509svid_chain *chain, const struct bundle *
 
 static int maintain(struct fx *f, int64_t at)
 {
-    struct ly_error e;
+    struct ly_error e = {0};
     int changed = -1;
 
     ly_error_clear(&e);
@@ -323,7 +323,7 @@ static void test_clamped_to_signer(void **state)
 static void test_rotate_now(void **state)
 {
     struct fx *f = *state;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct x509svid_info info;
     struct x509svid_chain *before;
     struct x509svid_chain *after;
@@ -428,7 +428,7 @@ static void test_catch_up_after_downtime(void **state)
 static void test_crash_safety(void **state)
 {
     struct fx *f = *state;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct bundle *b;
     struct x509svid_info info;
     struct x509svid_chain *c;
@@ -496,7 +496,7 @@ static void test_crash_safety(void **state)
 static void test_prepare_now(void **state)
 {
     struct fx *f = *state;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct x509svid_info info;
     struct x509svid_chain *old_svid;
     struct x509svid_chain *new_svid;

@@ -24,7 +24,7 @@
 
 static void test_error_first_wins(void **state)
 {
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     ly_error_clear(&e);
@@ -47,7 +47,7 @@ static void test_error_first_wins(void **state)
 
 static void test_error_wrap_truncates(void **state)
 {
-    struct ly_error e;
+    struct ly_error e = {0};
     char big[400];
     (void)state;
 
@@ -63,7 +63,7 @@ static void test_error_wrap_truncates(void **state)
 static void test_buf_limits(void **state)
 {
     struct ly_buf b;
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     ly_error_clear(&e);
@@ -103,7 +103,7 @@ static void b64_roundtrip(const char *in, const char *std, const char *url)
 {
     struct ly_buf o;
     struct ly_buf d;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(ly_b64_encode((const uint8_t *)in, strlen(in), 0, &o, 1024, &e), 0);
@@ -139,7 +139,7 @@ static void test_b64_vectors(void **state)
 static void expect_b64_reject(const char *s, int url)
 {
     struct ly_buf d;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(ly_b64_decode(s, strlen(s), url, 0, &d, 1024, &e), LY_ERR_PARSE);
@@ -166,7 +166,7 @@ static void test_b64_rejects(void **state)
 static void test_b64_max(void **state)
 {
     struct ly_buf d;
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     ly_error_clear(&e);
@@ -175,7 +175,7 @@ static void test_b64_max(void **state)
 
 static void test_rfc3339(void **state)
 {
-    struct ly_error e;
+    struct ly_error e = {0};
     int64_t t;
     char buf[32];
     (void)state;
@@ -214,7 +214,7 @@ static void test_rfc3339_rejects(void **state)
     (void)state;
 
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct ly_error e;
+        struct ly_error e = {0};
         int64_t t;
         ly_error_clear(&e);
         assert_int_equal(ly_time_parse_rfc3339(bad[i], &t, &e), LY_ERR_PARSE);
@@ -234,14 +234,14 @@ static void test_duration(void **state)
     (void)state;
 
     for (i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-        struct ly_error e;
+        struct ly_error e = {0};
         int64_t v;
         ly_error_clear(&e);
         assert_int_equal(ly_duration_parse(good[i].s, &v, &e), 0);
         assert_int_equal(v, good[i].v);
     }
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        struct ly_error e;
+        struct ly_error e = {0};
         int64_t v;
         ly_error_clear(&e);
         assert_int_equal(ly_duration_parse(bad[i], &v, &e), LY_ERR_PARSE);
@@ -253,7 +253,7 @@ static void test_file_atomic(void **state)
     char dir[] = "/tmp/lanyard-unit-XXXXXX";
     char path[256];
     char link_path[300];
-    struct ly_error e;
+    struct ly_error e = {0};
     struct ly_buf b;
     struct stat st;
     (void)state;

@@ -16,7 +16,7 @@
 static void test_defaults_and_finish(void **state)
 {
     struct config c;
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     config_defaults(&c);
@@ -36,7 +36,7 @@ static void test_full_file(void **state)
         "\"health_listen\":\"127.0.0.1:9000\",\"log_level\":\"debug\",\"ca_key_type\":\"ed25519\","
         "\"ca_ttl\":\"7d\",\"default_svid_ttl\":\"15m\",\"jwt_ttl\":\"2m\"}";
     struct config c;
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     config_defaults(&c);
@@ -80,7 +80,7 @@ static void test_rejects(void **state)
     for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct config c;
         struct config before;
-        struct ly_error e;
+        struct ly_error e = {0};
 
         config_defaults(&c);
         before = c;
@@ -95,7 +95,7 @@ static void test_rejects(void **state)
 static void test_finish_rejects(void **state)
 {
     struct config c;
-    struct ly_error e;
+    struct ly_error e = {0};
     char longdir[200];
     (void)state;
 
@@ -131,7 +131,7 @@ static void test_bundle_endpoint(void **state)
         {"bundle_refresh_hint", "30d", "bundle_refresh_hint"},
     };
     struct config c;
-    struct ly_error e;
+    struct ly_error e = {0};
     size_t i;
     (void)state;
 

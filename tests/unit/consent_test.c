@@ -47,7 +47,7 @@ static void test_scope_table(void **state)
         {"resources:1file:///", CONSENT_R_SCOPE_NAME},
     };
     struct consent_scope sc;
-    struct ly_error e;
+    struct ly_error e = {0};
     char big[200];
     size_t i;
 
@@ -77,7 +77,7 @@ static void test_scope_table(void **state)
 
 static void test_window_and_user(void **state)
 {
-    struct ly_error e;
+    struct ly_error e = {0};
     int a;
     int b;
     char big[CONSENT_USER_MAX + 2];
@@ -110,7 +110,7 @@ static struct consent *mk(const char *id, const char *user, const char *client,
                           const char *tds)
 {
     struct consent *c = consent_new();
-    struct ly_error e;
+    struct ly_error e = {0};
     char buf[512];
     char *p;
     char *sp;
@@ -152,7 +152,7 @@ static struct consent *mk(const char *id, const char *user, const char *client,
 static struct spiffeid id_of(const char *s)
 {
     struct spiffeid id;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(spiffeid_parse(s, strlen(s), &id, &e), 0);
@@ -168,7 +168,7 @@ static void test_decision_table(void **state)
     struct consent *r[6];
     struct consent_index *idx = NULL;
     struct consent_decision d;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct spiffeid a = id_of(A);
     struct spiffeid b = id_of(B);
     struct spiffeid a_case = id_of("spiffe://ex.test/agent/A");
@@ -284,7 +284,7 @@ static void test_decision_table(void **state)
 static void test_record_validation(void **state)
 {
     struct consent *c = consent_new();
-    struct ly_error e;
+    struct ly_error e = {0};
     size_t i;
     char s[32];
 
@@ -330,7 +330,7 @@ static void test_store_and_rebuild(void **state)
     struct consent_index *idx = NULL;
     struct consent_decision d;
     struct spiffeid a = id_of(A);
-    struct ly_error e;
+    struct ly_error e = {0};
     size_t n = 0;
     char id1[CONSENT_ID_HEX_LEN + 1];
 

@@ -21,7 +21,7 @@ static void round_trip(const char *in)
 {
     struct entry_selector s;
     struct ly_buf out;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(entry_selector_parse(in, strlen(in), &s, &e), 0);
@@ -126,7 +126,7 @@ static void test_selector_rejections(void **state)
 
     for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct entry_selector s;
-        struct ly_error e;
+        struct ly_error e = {0};
         size_t len = cases[i].len ? cases[i].len : strlen(cases[i].sel);
         int rc;
 
@@ -150,7 +150,7 @@ static void test_selector_too_long(void **state)
 {
     char *big = malloc(ENTRY_SELECTOR_VALUE_MAX + 32);
     struct entry_selector s;
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     assert_non_null(big);
@@ -208,7 +208,7 @@ static struct entry *make_entry(const char *id, const char *const *sels, size_t 
 static void facts_of(const char *const *v, size_t n, struct entry_selector *out)
 {
     size_t i;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     for (i = 0; i < n; i++) {
         ly_error_clear(&e);

@@ -27,7 +27,7 @@ static char db[128];
 static struct spiffeid id_of(const char *s)
 {
     struct spiffeid id;
-    struct ly_error e;
+    struct ly_error e = {0};
     assert_int_equal(spiffeid_parse(s, strlen(s), &id, &e), 0);
     return id;
 }
@@ -37,7 +37,7 @@ static void grant(const char *user, const char *client, const char *scope, char 
 {
     struct store *st = NULL;
     struct consent *c = consent_new();
-    struct ly_error e;
+    struct ly_error e = {0};
 
     assert_non_null(c);
     assert_int_equal(store_open(db, &st, &e), 0);
@@ -58,7 +58,7 @@ static void grant(const char *user, const char *client, const char *scope, char 
 static void revoke(const char *id)
 {
     struct store *st = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     assert_int_equal(store_open(db, &st, &e), 0);
     assert_int_equal(store_consent_revoke(st, id, &e), 0);
     store_close(st);
@@ -67,7 +67,7 @@ static void revoke(const char *id)
 static void test_missing_store(void **state)
 {
     struct gwpolicy *p = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     char path[200];
     (void)state;
 
@@ -86,7 +86,7 @@ static void test_fresh_on_every_snapshot(void **state)
     struct gwpolicy_verdict v;
     struct spiffeid a = id_of("spiffe://t.test/client-a");
     struct spiffeid b = id_of("spiffe://t.test/client-b");
-    struct ly_error e;
+    struct ly_error e = {0};
     char rec[CONSENT_ID_HEX_LEN + 1];
     int64_t now = ly_time_now();
     (void)state;
@@ -135,7 +135,7 @@ static void test_sessions(void **state)
     struct gwpolicy *p = NULL;
     struct spiffeid a = id_of("spiffe://t.test/client-a");
     struct spiffeid b = id_of("spiffe://t.test/client-b");
-    struct ly_error e;
+    struct ly_error e = {0};
     char sid[32];
     (void)state;
 
@@ -187,7 +187,7 @@ int main(void)
         cmocka_unit_test(test_sessions),
     };
     struct store *st = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     int rc;
 
     if (mkdtemp(dir) == NULL) {

@@ -152,7 +152,7 @@ static void *srv_main(void *arg)
         (void)snprintf(s->hex, sizeof(s->hex), "%s", gwtls_peer_cert_hex(c));
         if (s->echo) {
             char buf[64];
-            struct ly_error e;
+            struct ly_error e = {0};
             long n = gwtls_read(c, buf, sizeof(buf), &e);
             if (n > 0 && gwtls_write_all(c, buf, (size_t)n, &e) < 0) {
                 s->rc = -100;
@@ -184,7 +184,7 @@ static int pair(struct gwtls *server, struct gwtls *client, const char *want, st
     rc = gwtls_connect(client, sv[1], NULL, &w, 5000, &c, cerr);
     if (rc == 0) {
         char buf[16];
-        struct ly_error e;
+        struct ly_error e = {0};
         long n;
         /* TLS 1.3: a client refused by the server learns it on its first read. */
         if (gwtls_write_all(c, "ping\n", 5, &e) < 0) {

@@ -111,7 +111,7 @@ static void test_web_rules(void **state)
     struct auth b1, b2, a1;
     struct bundle *cur, *next, *other, *got = NULL;
     struct ly_buf body;
-    struct ly_error err;
+    struct ly_error err = {0};
     int changed = -1;
 
     (void)state;
@@ -226,7 +226,7 @@ static void test_spiffe_endpoint(void **state)
     struct auth b1, b2, evil;
     struct bundle *cur, *rotated;
     struct ly_buf body, ep1, ep2, imp, other_id;
-    struct ly_error err;
+    struct ly_error err = {0};
     int changed = 0;
     const char *want = "spiffe://b.test/lanyard/server";
 

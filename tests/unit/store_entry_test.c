@@ -111,7 +111,7 @@ static void test_migrate_v1_to_v2(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct entry *en;
     struct entry **list = NULL;
     size_t n = 0;
@@ -157,7 +157,7 @@ static void test_failed_migration_changes_nothing(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(store_open_version(f->path, 1, &s, &e), 0);
@@ -179,7 +179,7 @@ static void test_add_get_list_delete(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct entry *a = mk("spiffe://ex.test/a", "unix:uid:1000", "unix:path:/usr/bin/a");
     struct entry *b = mk("spiffe://ex.test/b", "unix:gid:50", NULL);
     struct entry *dup = mk("spiffe://ex.test/a", "unix:path:/usr/bin/a", "unix:uid:1000");
@@ -269,7 +269,7 @@ static void test_all_or_nothing(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct entry *a = mk("spiffe://ex.test/a", "unix:uid:7", NULL);
     char **dns = calloc(2, sizeof(char *));
 
@@ -306,7 +306,7 @@ static void test_all_or_nothing(void **state)
 static struct entry_selector *facts(const char *const *v, size_t n)
 {
     struct entry_selector *out = calloc(n, sizeof(*out));
-    struct ly_error e;
+    struct ly_error e = {0};
     size_t i;
 
     assert_non_null(out);
@@ -334,7 +334,7 @@ static void test_match(void **state)
     static const char *const w2[] = {"unix:uid:1001", "unix:path:/usr/bin/mcp"};
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct entry *byuid = mk("spiffe://ex.test/uid", "unix:uid:1000", NULL);
     struct entry *both = mk("spiffe://ex.test/both", "unix:uid:1000", "unix:path:/usr/bin/mcp");
     struct entry *wrongpath = mk("spiffe://ex.test/wp", "unix:uid:1000", "unix:path:/usr/bin/x");
@@ -391,7 +391,7 @@ static void test_ten_thousand(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct entry **list = NULL;
     size_t n = 0;
     double t0;

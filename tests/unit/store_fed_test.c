@@ -31,7 +31,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
-    struct ly_error e;
+    struct ly_error e = {0};
 
     if (f == NULL) {
         return -1;
@@ -149,7 +149,7 @@ static struct store_fed_bundle mk_bundle(const char *td, const char *json, const
 static void expect_bundle(struct store *s, const char *td, const char *json, const char *source)
 {
     struct store_fed_bundle got;
-    struct ly_error e;
+    struct ly_error e = {0};
     int found = -1;
 
     ly_error_clear(&e);
@@ -169,7 +169,7 @@ static void expect_bundle(struct store *s, const char *td, const char *json, con
 static void expect_no_bundle(struct store *s, const char *td)
 {
     struct store_fed_bundle got;
-    struct ly_error e;
+    struct ly_error e = {0};
     int found = -1;
 
     ly_error_clear(&e);
@@ -188,7 +188,7 @@ static void test_relation_add_get_list_delete(void **state)
     struct store_fed_bundle boot = mk_bundle("b.test", "{\"keys\":[]}", "ignored", 7);
     struct store_fed_relation got;
     struct store_fed_relation *list = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     size_t n = 99;
     int found = -1;
 
@@ -262,7 +262,7 @@ static void test_duplicate_add_changes_nothing(void **state)
     struct store_fed_bundle boot1 = mk_bundle("b.test", "{\"keys\":[1]}", "bootstrap", 1);
     struct store_fed_bundle boot2 = mk_bundle("b.test", "{\"keys\":[2]}", "bootstrap", 2);
     struct store_fed_relation got;
-    struct ly_error e;
+    struct ly_error e = {0};
     int found = 0;
 
     ly_error_clear(&e);
@@ -289,7 +289,7 @@ static void test_failed_bundle_write_rolls_back_relation(void **state)
     struct store_fed_relation r = spiffe_rel("b.test", "https://b.example/", "spiffe://b.test/x");
     struct store_fed_bundle boot = mk_bundle("b.test", "{\"keys\":[]}", "bootstrap", 1);
     struct store_fed_relation got;
-    struct ly_error e;
+    struct ly_error e = {0};
     int found = 1;
 
     ly_error_clear(&e);
@@ -313,7 +313,7 @@ static void test_add_inside_caller_transaction(void **state)
     struct fx *f = *state;
     struct store_fed_relation r = web_rel("w.test", "https://w.example/");
     struct store_fed_relation got;
-    struct ly_error e;
+    struct ly_error e = {0};
     int found = 1;
 
     ly_error_clear(&e);
@@ -335,7 +335,7 @@ static void test_relation_status(void **state)
     struct fx *f = *state;
     struct store_fed_relation r = web_rel("s.test", "https://s.example/");
     struct store_fed_relation got;
-    struct ly_error e;
+    struct ly_error e = {0};
     char longmsg[400];
     int found = 0;
     size_t i;
@@ -394,7 +394,7 @@ static void test_bundle_put_get_list_delete_replace(void **state)
     struct store_fed_bundle y = mk_bundle("y.test", "{\"keys\":[\"y\"]}", "static", 9);
     struct store_fed_bundle got;
     struct store_fed_bundle *list = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     size_t n = 99;
     int found = 0;
 
@@ -446,7 +446,7 @@ static void test_bundle_relationship_invariants(void **state)
     struct store_fed_bundle stat = mk_bundle("r.test", "{\"static\":1}", "static", 1);
     struct store_fed_bundle orphan = mk_bundle("none.test", "{}", "endpoint", 1);
     struct store_fed_bundle wstat = mk_bundle("w.test", "{\"static\":1}", "static", 1);
-    struct ly_error e;
+    struct ly_error e = {0};
     int found = 1;
 
     ly_error_clear(&e);
@@ -495,7 +495,7 @@ static void test_malformed_arguments(void **state)
     struct store_fed_relation *rl = NULL;
     struct store_fed_bundle b;
     struct store_fed_bundle bg;
-    struct ly_error e;
+    struct ly_error e = {0};
     uint8_t byte = 'x';
     size_t n = 0;
     int found = 7;
@@ -641,7 +641,7 @@ static void test_schema_checks_hold_against_raw_sql(void **state)
 static struct entry *mk_entry(const char *id, const char *sel)
 {
     struct entry *en = entry_new();
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_non_null(en);
@@ -656,7 +656,7 @@ static void test_upgrade_from_v3(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct entry *en = mk_entry("spiffe://ex.test/w", "unix:uid:1000");
     struct entry **entries = NULL;
     struct consent *c = consent_new();
@@ -723,7 +723,7 @@ static void test_failed_upgrade_to_v4_changes_nothing(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     ly_error_clear(&e);
     assert_int_equal(store_open_version(f->path, 3, &s, &e), 0);
@@ -746,7 +746,7 @@ static void test_data_version_sees_other_connection(void **state)
     struct fx *f = *state;
     struct store *other = NULL;
     struct store_fed_bundle b = mk_bundle("v.test", "{}", "static", 1);
-    struct ly_error e;
+    struct ly_error e = {0};
     int64_t v1 = 0;
     int64_t v2 = 0;
     int64_t v3 = 0;

@@ -58,7 +58,7 @@ static void test_open_mode_and_meta(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct stat st;
     char v[64];
 
@@ -81,7 +81,7 @@ static void test_records_persist(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     struct store_ca ca;
     struct store_ca *cas = NULL;
     size_t n = 0;
@@ -149,7 +149,7 @@ static void test_rollback(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     char v[16];
 
     ly_error_clear(&e);
@@ -169,7 +169,7 @@ static void test_rollback(void **state)
 static void test_open_failures(void **state)
 {
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     (void)state;
 
     ly_error_clear(&e);
@@ -182,7 +182,7 @@ static void test_not_a_database(void **state)
 {
     struct fx *f = *state;
     struct store *s = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     FILE *fp = fopen(f->path, "w");
 
     assert_non_null(fp);
@@ -206,7 +206,7 @@ static void test_second_handle_keeps_writes(void **state)
     struct store *a = NULL;
     struct store *b = NULL;
     struct store *c = NULL;
-    struct ly_error e;
+    struct ly_error e = {0};
     char v[16];
     pid_t pid;
     int status;
@@ -219,7 +219,7 @@ static void test_second_handle_keeps_writes(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         struct store *o = NULL;
-        struct ly_error ce;
+        struct ly_error ce = {0};
         ly_error_clear(&ce);
         _exit(store_open(f->path, &o, &ce) == 0 ? (store_close(o), 0) : 1);
     }
@@ -232,7 +232,7 @@ static void test_second_handle_keeps_writes(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         struct store *o = NULL;
-        struct ly_error ce;
+        struct ly_error ce = {0};
         char cv[16];
         int found;
         ly_error_clear(&ce);

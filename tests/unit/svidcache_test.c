@@ -85,7 +85,7 @@ static int setup_keep(void **state, int64_t idle_keep)
 {
     struct fx *f = calloc(1, sizeof(*f));
     struct ca_init_params p = {TD, SVID_KEY_EC_P256, LIFE};
-    struct ly_error e;
+    struct ly_error e = {0};
 
     if (f == NULL) {
         return -1;
@@ -134,7 +134,7 @@ static const struct svidcache_svid *acquire(struct fx *f, const char *entry, int
     struct svidcache_request req;
     const struct svidcache_svid *s = NULL;
     char id[128];
-    struct ly_error e;
+    struct ly_error e = {0};
 
     (void)snprintf(id, sizeof(id), "spiffe://" TD "/w/%s", entry);
     memset(&req, 0, sizeof(req));
@@ -179,7 +179,7 @@ static int verify_now(struct fx *f, const struct svidcache_svid *v, int64_t at)
     struct bundle_set *set = NULL;
     struct x509svid_chain *chain = NULL;
     struct spiffeid id;
-    struct ly_error e;
+    struct ly_error e = {0};
     int rc;
 
     ly_error_clear(&e);
@@ -261,7 +261,7 @@ static void test_refresh_due_pushes(void **state)
     int64_t now = f->t0 + 10;
     const struct svidcache_svid *s;
     struct snap first;
-    struct ly_error e;
+    struct ly_error e = {0};
     int64_t at;
 
     s = acquire(f, "a", 600, now);
@@ -288,7 +288,7 @@ static void test_release_and_delete_wipe(void **state)
 {
     struct fx *f = *state;
     int64_t now = f->t0 + 10;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     (void)acquire(f, "a", 600, now);
     (void)acquire(f, "a", 600, now); /* a second workload of the same entry */
@@ -342,7 +342,7 @@ static void test_idle_keep(void **state)
 {
     struct fx *f = *state;
     int64_t now = f->t0 + 10;
-    struct ly_error e;
+    struct ly_error e = {0};
 
     (void)acquire(f, "a", 600, now);
     svidcache_release(f->cache, "a", now);
@@ -368,7 +368,7 @@ static void test_entry_change_reminted(void **state)
     struct svidcache_request req;
     const struct svidcache_svid *s = NULL;
     const char *dns[1] = {"mcp.example.org"};
-    struct ly_error e;
+    struct ly_error e = {0};
 
     assert_int_equal(acquire(f, "a", 600, now)->generation, 1);
     assert_int_equal(acquire(f, "a", 900, now)->generation, 2); /* TTL changed */
@@ -409,7 +409,7 @@ static void test_ca_takeover(void **state)
     const struct svidcache_svid *s;
     struct snap a1;
     struct snap b1;
-    struct ly_error e;
+    struct ly_error e = {0};
     int64_t old_ca = ca_active_id(f->ca);
 
     take(&a1, acquire(f, "a", 600, now));

@@ -163,7 +163,7 @@ static int verify_certs(const struct ly_buf *const *certs, size_t n, const struc
 {
     struct x509svid_chain *c = chain_of(certs, n);
     struct x509svid_anchors *a = NULL;
-    struct ly_error aerr;
+    struct ly_error aerr = {0};
     struct spiffeid aid;
     int rc = x509svid_verify(c, set, at, id, err);
     int pass, arc;
