@@ -989,6 +989,33 @@ static int ctype_is(const struct gwhttp_msg *m, const char *type)
            (l == tl || v[tl] == ';' || v[tl] == ' ');
 }
 
+/*
+ * The upstream's status line and end-to-end headers, as the client gets them (hop-by-hop
+ * headers and Content-Length are the gateway's own to write, after these).
+ */
+static int put_status_and_headers(struct side *d, const struct gwhttp_msg *m,
+                                  struct ly_error *err)
+{
+    int rc = side_putf(d, err, "HTTP/1.1 %d %s\r\n", m->status,
+                       http_status_str((enum http_status)m->status));
+
+    for (size_t i = 0; rc == 0 && i < m->n; i++) {
+        size_t nl, vl;
+        const char *name, *val;
+
+        if (gwhttp_is_hop(m, i)) {
+            continue;
+        }
+        name = gwhttp_name(m, i, &nl);
+        val = gwhttp_value(m, i, &vl);
+        rc = side_put(d, name, nl, err);
+        rc = rc == 0 ? side_put(d, ": ", 2, err) : rc;
+        rc = rc == 0 ? side_put(d, val, vl, err) : rc;
+        rc = rc == 0 ? side_put(d, "\r\n", 2, err) : rc;
+    }
+    return rc;
+}
+
 static int on_resp_head(struct gwhttp_msg *m, void *arg)
 {
     void **a = arg;
@@ -1028,21 +1055,7 @@ static int on_resp_head(struct gwhttp_msg *m, void *arg)
             f->mode = http10(&c->req) ? MODE_CLOSE : MODE_CHUNKED;
         }
     }
-    rc = side_putf(d, &f->err, "HTTP/1.1 %d %s\r\n", m->status,
-                   http_status_str((enum http_status)m->status));
-    for (size_t i = 0; rc == 0 && i < m->n; i++) {
-        size_t nl, vl;
-        const char *name, *val;
-        if (gwhttp_is_hop(m, i)) {
-            continue;
-        }
-        name = gwhttp_name(m, i, &nl);
-        val = gwhttp_value(m, i, &vl);
-        rc = side_put(d, name, nl, &f->err);
-        rc = rc == 0 ? side_put(d, ": ", 2, &f->err) : rc;
-        rc = rc == 0 ? side_put(d, val, vl, &f->err) : rc;
-        rc = rc == 0 ? side_put(d, "\r\n", 2, &f->err) : rc;
-    }
+    rc = put_status_and_headers(d, m, &f->err);
     if (rc == 0) {
         switch (f->mode) {
         case MODE_LENGTH:
@@ -1111,21 +1124,7 @@ static int finish_filtered_json(struct conn *c, struct fwd *f)
     }
     body = changed ? (const char *)out.data : (const char *)f->collect.data;
     blen = changed ? out.len : f->collect.len;
-    rc = side_putf(d, &f->err, "HTTP/1.1 %d %s\r\n", m->status,
-                   http_status_str((enum http_status)m->status));
-    for (size_t i = 0; rc == 0 && i < m->n; i++) {
-        size_t nl, vl;
-        const char *name, *val;
-        if (gwhttp_is_hop(m, i)) {
-            continue;
-        }
-        name = gwhttp_name(m, i, &nl);
-        val = gwhttp_value(m, i, &vl);
-        rc = side_put(d, name, nl, &f->err);
-        rc = rc == 0 ? side_put(d, ": ", 2, &f->err) : rc;
-        rc = rc == 0 ? side_put(d, val, vl, &f->err) : rc;
-        rc = rc == 0 ? side_put(d, "\r\n", 2, &f->err) : rc;
-    }
+    rc = put_status_and_headers(d, m, &f->err);
     rc = rc == 0 ? side_putf(d, &f->err, "Content-Length: %zu\r\n%s\r\n", blen,
                              c->close_after ? "Connection: close\r\n" : "")
                  : rc;
