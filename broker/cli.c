@@ -37,6 +37,7 @@
 #include "server.h"
 #include "entry.h"
 #include "../federation/fetch.h"
+#include "../federation/relation.h"
 #include "fedsync.h"
 #include "gateway.h"
 #include "token.h"
@@ -2098,8 +2099,14 @@ static int cmd_federation_add(struct cli *c, int argc, char **argv)
     if (optind != argc || td_arg == NULL || url == NULL || profile == NULL) {
         return -2;
     }
-    web = strcmp(profile, "https_web") == 0;
-    if (!web && strcmp(profile, "https_spiffe") != 0) {
+    {
+        enum fed_profile fp;
+        struct ly_error perr;
+
+        ly_error_clear(&perr);
+        web = fed_profile_parse(profile, &fp, &perr) == 0 ? fp == FED_PROFILE_HTTPS_WEB : -1;
+    }
+    if (web < 0) {
         ly_error_setx(&c->err, LY_ERR_USAGE, 0,
                       "--profile must be https_web or https_spiffe, not '%s'",
                       ly_text_escape(profile, strlen(profile), 32, x, sizeof(x)));
