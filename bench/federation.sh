@@ -31,8 +31,8 @@ die() { echo "bench/federation: $*" >&2; exit 1; }
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
-        ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+        p=$((20000 + RANDOM % 12000)) # below the ephemeral range: no outgoing socket holds it
+        ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
     done
 }
 now_ms() { date +%s%3N; }

@@ -36,8 +36,8 @@ L() { "$LANYARD" --data "$D" "$@"; }
 free_port() {
     local p
     while :; do
-        p=$((20000 + RANDOM % 30000))
-        ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+        p=$((20000 + RANDOM % 12000)) # below the ephemeral range: no outgoing socket holds it
+        ss -Htan "sport = :$p" | grep -q . || { echo "$p"; return; }
     done
 }
 wait_for() { local i; for i in $(seq 200); do grep -q "$2" "$1" 2>/dev/null && return 0; sleep 0.05; done; return 1; }

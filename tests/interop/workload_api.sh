@@ -12,7 +12,12 @@ RUN="$T_TMP/run"
 SOCK="$RUN/workload.sock"
 NODE="node $LANYARD_ROOT/tests/interop/wapi_broker.mjs"
 chmod 755 "$T_TMP"; mkdir -p "$RUN"; chmod 755 "$RUN"
-PORT=$(( 20000 + RANDOM % 20000 ))
+# A port below the kernel's ephemeral range (32768 and up), so no outgoing connection holds it,
+# and not listened on right now.
+while :; do
+    PORT=$(( 20000 + RANDOM % 12000 ))
+    ss -Htan "sport = :$PORT" | grep -q . || break
+done
 LOG="$T_TMP/server.log"
 
 "$LANYARD" --data "$D" server --trust-domain "$TD" --workload-socket "$SOCK" \
