@@ -62,11 +62,13 @@ for r in $(seq 1 $ROUNDS); do
     WPID=$!
     sleep "0.$(( 4 + RANDOM % 6 ))"
     kill -9 "$SPID"; wait "$SPID" 2>/dev/null; SPID=""
+    # The creator's running `entry create` too, not only its loop (it may be writing the store).
+    pkill -9 -P "$CPID" 2>/dev/null
     kill -9 "$CPID" 2>/dev/null; wait "$CPID" 2>/dev/null; CPID=""
     kill -9 "$WPID" 2>/dev/null; wait "$WPID" 2>/dev/null; WPID=""
     reported=$(wc -l <"$T_TMP/created.txt")
 
-    ic=$(sqlite3 "$DB" 'pragma integrity_check' 2>&1)
+    ic=$(sqlite3 -cmd '.timeout 5000' "$DB" 'pragma integrity_check' 2>&1)
     [ "$ic" = ok ] && ok "round $r: integrity_check ok after kill -9" || not_ok "round $r: integrity_check" "$ic"
     missing=0
     while read -r id name; do

@@ -94,9 +94,11 @@ CA_NOW=$(served_ca)
 [ -n "$CA_NOW" ] && ok "the agent receives b.test's bundle over the Workload API" || not_ok "served bundle"
 
 # ---- the endpoint goes down: refused, retried on the server's own schedule with growing delays ----------
+# Every failure from here on counts: the server's own schedule may fail once before the
+# refresh below does (its regular fetch can fall just after the stop).
+n=$(lines)
 fake_stop
 refresh_case "an endpoint that is down" federation.fetch_failed '[Cc]onnection refused'
-n=$(lines)
 sleep 6
 delays=$(tail -n +"$((n + 1))" "$T_TMP/a.log" | grep '"event":"federation.fetch_failed"' |
     node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(s.split("\n").filter(Boolean).map((l)=>JSON.parse(l).retry_in_seconds).join(" ")))')
